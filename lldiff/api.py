@@ -1,0 +1,269 @@
+"""The public entry points (`jit`) and the one place that ties the layers together.
+
+A `Dispatcher` wraps a Python function. Each call's argument types (float, int, bool) select
+a specialization, compiled once: frontend -> passes -> codegen -> runtime. The first
+specialization's native entry point becomes the dispatcher's `__call__` (a builtin, so a call
+costs tens of nanoseconds); calls it does not handle fall back to `_dispatch`, which binds
+arguments like Python, specializes and calls.
+"""
+
+import inspect as _inspect
+import os
+import threading
+import time
+
+from .errors import CompileError
+
+__all__ = ["jit", "Dispatcher", "OPT_DEFAULT"]
+
+# O2 and O3 produce the same Bessel loop here and O2 compiles faster (benchmarks/README.md).
+OPT_DEFAULT = 2
+_STAGES = ("ir", "llvm", "llvm-opt", "asm")
+_lock = threading.RLock()
+_symbol_counter = [0]
+
+
+def jit(fn=None, *, opt=None, verify=None):
+    """Compile `fn` lazily for each argument-type signature it is called with.
+
+    opt: LLVM optimization level 0-3 (default 2, or $LLDIFF_OPT).
+    verify: run the IR verifier after every pass (default: $LLDIFF_VERIFY, tests set it).
+    """
+    if opt is None:
+        opt = int(os.environ.get("LLDIFF_OPT", OPT_DEFAULT))
+    if opt not in (0, 1, 2, 3):
+        raise ValueError(f"opt must be 0, 1, 2 or 3, got {opt!r}")
+    if verify is None:
+        verify = os.environ.get("LLDIFF_VERIFY", "") not in ("", "0")
+
+    def wrap(f):
+        if isinstance(f, Dispatcher):
+            f = f.py_func
+        if not callable(f) or not hasattr(f, "__code__"):
+            raise TypeError(f"lldiff.jit expects a Python function, got {type(f).__name__}")
+        cls = type(f"jit<{f.__name__}>", (Dispatcher,), {})
+        return cls(f, opt, verify)
+
+    return wrap if fn is None else wrap(fn)
+
+
+class _Specialization:
+    __slots__ = ("types", "symbol", "func", "callees", "module", "library", "entry",
+                 "compile_time", "llvm_text")
+
+    def __init__(self, types, symbol):
+        self.types = types
+        self.symbol = symbol
+        self.func = None
+        self.callees = ()
+        self.module = None
+        self.library = None
+        self.entry = None
+        self.compile_time = 0.0
+        self.llvm_text = None
+
+
+class Dispatcher:
+    """A compiled function: call it like the Python function it wraps."""
+
+    def __init__(self, py_func, opt, verify):
+        self.py_func = py_func
+        self.opt = opt
+        self.verify = verify
+        self.__name__ = py_func.__name__
+        self.__qualname__ = py_func.__qualname__
+        self.__doc__ = py_func.__doc__
+        self.__module__ = py_func.__module__
+        self.__wrapped__ = py_func
+        self._signature = _inspect.signature(py_func)
+        self._specs = {}
+        self._in_progress = set()
+        self._source = None
+        self.compile_time = 0.0
+
+    def __repr__(self):
+        return f"<lldiff.jit {self.py_func.__qualname__}>"
+
+    def __get__(self, obj, objtype=None):
+        return self  # behaves like a staticmethod when stored on a class
+
+    # --- calling ------------------------------------------------------------------------
+
+    def __call__(self, *args, **kwargs):
+        return self._dispatch(*args, **kwargs)
+
+    def _dispatch(self, *args, **kwargs):
+        values = self._bind(args, kwargs)
+        types = tuple(self._arg_type(name, v) for name, v in values)
+        spec = self._native(types)
+        return spec.entry(*[_canonical(v) for _, v in values])
+
+    def _bind(self, args, kwargs):
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"{self.__name__}(): {e}") from None
+        bound.apply_defaults()
+        return list(bound.arguments.items())
+
+    def _arg_type(self, name, v):
+        from .frontend import type_of_python_value
+        t = type_of_python_value(v)
+        if t is None:
+            np = _numpy()
+            if np is not None and isinstance(v, (np.bool_, np.integer, np.floating)) \
+                    and not isinstance(v, np.longdouble):
+                t = type_of_python_value(v.item())
+        if t is None:
+            raise TypeError(f"{self.__name__}(): argument '{name}' must be float, int or bool, "
+                            f"not {type(v).__name__}")
+        return t
+
+    def interpret(self, *args, **kwargs):
+        """Run the IR reference interpreter on this call (slow; an oracle for tests)."""
+        from .ir import interpret
+        values = self._bind(args, kwargs)
+        types = tuple(self._arg_type(name, v) for name, v in values)
+        spec = self._ir(types)
+        out = interpret(spec.module, spec.symbol, [_canonical(v) for _, v in values])
+        return _pythonize(out, spec.func.result_types)
+
+    # --- specialization -----------------------------------------------------------------
+
+    def _symbol(self, types):
+        with _lock:
+            _symbol_counter[0] += 1
+            n = _symbol_counter[0]
+        sig = "_".join(str(t) for t in types) or "void"
+        return f"{self.py_func.__name__}.{sig}.{n}"
+
+    def _ir(self, types):
+        """The specialization for `types` with its IR built (not yet compiled)."""
+        with _lock:
+            spec = self._specs.get(types)
+            if spec is not None and spec.func is not None:
+                return spec
+            if types in self._in_progress:
+                raise CompileError(f"{self.__name__} calls itself (directly or through other "
+                                   "functions); recursion is not supported yet",
+                                   hint="rewrite the recursion as a loop")
+            self._in_progress.add(types)
+            try:
+                spec = _Specialization(types, self._symbol(types))
+                t0 = time.perf_counter()
+                self._build_ir(spec)
+                spec.compile_time = time.perf_counter() - t0
+                self._specs[types] = spec
+                return spec
+            finally:
+                self._in_progress.discard(types)
+
+    def _build_ir(self, spec):
+        from .frontend import get_source, lower_function
+        from .ir import Module, verify
+        from .passes import run_pipeline
+        if self._source is None:
+            self._source = get_source(self.py_func)
+        func, callees = lower_function(self._source, spec.types, spec.symbol, _resolve_callee)
+        own = Module([func])
+        for c in callees:
+            own.add(c) if c.name not in own.funcs else None
+        if self.verify:
+            verify(own)
+        run_pipeline(Module([func]), "canonicalize")
+        spec.func = func
+        spec.callees = tuple(c for c in own if c is not func)
+        spec.module = own
+        if self.verify:
+            verify(own)
+
+    def _native(self, types):
+        spec = self._ir(types)
+        if spec.entry is not None:
+            return spec
+        with _lock:
+            if spec.entry is not None:
+                return spec
+            from . import codegen
+            from .runtime import get_engine, make_builtin
+            t0 = time.perf_counter()
+            text = codegen.emit(spec.module, [spec.symbol], name=spec.symbol)
+            spec.llvm_text = text
+            entry_sym = codegen.entry_name(spec.symbol)
+            lib = get_engine().compile(text, self.opt, [entry_sym])
+            spec.library = lib
+            spec.entry = make_builtin(lib.addresses[entry_sym], self.__name__, self._dispatch,
+                                      lib)
+            spec.compile_time += time.perf_counter() - t0
+            self.compile_time = spec.compile_time
+            cls = type(self)
+            if "__call__" not in cls.__dict__ and cls is not Dispatcher:
+                cls.__call__ = spec.entry  # the fast path: a builtin, not a Python method
+        return spec
+
+    # --- inspection ---------------------------------------------------------------------
+
+    def inspect(self, stage="ir", *args):
+        """Text of a compilation stage: "ir", "llvm", "llvm-opt" or "asm".
+
+        With example `args`, the specialization for their types; otherwise the first one
+        compiled.
+        """
+        if stage not in _STAGES:
+            raise ValueError(f"stage must be one of {', '.join(_STAGES)}, got {stage!r}")
+        if args:
+            values = self._bind(args, {})
+            types = tuple(self._arg_type(name, v) for name, v in values)
+        elif self._specs:
+            types = next(iter(self._specs))
+        else:
+            raise ValueError(f"{self.__name__} has not been compiled yet: pass example "
+                             "arguments, e.g. f.inspect('ir', 1.0)")
+        return self.inspect_types(stage, types)
+
+    def inspect_types(self, stage, types):
+        from .ir import print_module
+        types = tuple(types)
+        if stage == "ir":
+            return print_module(self._ir(types).module)
+        from . import codegen
+        from .runtime import get_engine
+        spec = self._ir(types)
+        text = spec.llvm_text or codegen.emit(spec.module, [spec.symbol], name=spec.symbol)
+        if stage == "llvm":
+            return text
+        eng = get_engine()
+        if stage == "llvm-opt":
+            return str(eng.optimize(eng.parse(text), self.opt))
+        return eng.assembly(text, self.opt)
+
+    @property
+    def signatures(self):
+        return list(self._specs)
+
+
+def _resolve_callee(obj, arg_types):
+    if isinstance(obj, Dispatcher):
+        spec = obj._ir(tuple(arg_types))
+        return spec.func, list(spec.callees)
+    return None
+
+
+def _canonical(v):
+    if type(v) in (float, int, bool):
+        return v
+    return v.item() if hasattr(v, "item") else v
+
+
+def _pythonize(values, types):
+    out = []
+    for v, t in zip(values, types):
+        out.append(bool(v) if t.width == 1 else int(v) if t.is_int else float(v))
+    if not out:
+        return None
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def _numpy():
+    import sys
+    return sys.modules.get("numpy")

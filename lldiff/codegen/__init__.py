@@ -1,0 +1,14 @@
+"""IR -> LLVM IR text (llvmlite.ir) with CPython entry points. Imports only `lldiff.ir`."""
+
+from .abi import emit_entry, entry_name
+from .llvm import LOWER, STRUCTURAL, emit_module
+
+__all__ = ["emit", "entry_name", "LOWER", "STRUCTURAL"]
+
+
+def emit(module, entries, name="lldiff"):
+    """LLVM IR text for `module`, exporting `entries` (IR func names) with entry points."""
+    lm, errors = emit_module(module, set(entries), name)
+    for fname in entries:
+        emit_entry(lm, module[fname], errors)
+    return str(lm)

@@ -1,0 +1,169 @@
+"""CPython entry points generated in LLVM IR (METH_FASTCALL | METH_KEYWORDS).
+
+`PyObject *entry(PyObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)`
+unboxes exact `float`, `int` and `bool` arguments by reading the objects directly, calls the
+native function, turns a nonzero status into the Python exception of the error table, and
+boxes the results (a tuple for several). Anything else -- keywords, a wrong count, other
+types -- is handed to `self`, a Python callable (the dispatcher's slow path), unchanged.
+
+Owns the argument ABI; object layouts assume CPython's non-debug build (ob_type at 8,
+PyFloatObject.ob_fval at 16). Must not import llvmlite.binding.
+"""
+
+from llvmlite import ir as L
+
+from ..ir import F64, I1, I64
+from .llvm import I32, llvm_type
+
+__all__ = ["emit_entry", "entry_name"]
+
+_PTR = L.IntType(8).as_pointer()
+_I64 = L.IntType(64)
+
+
+def entry_name(symbol):
+    return f"{symbol}.pyentry"
+
+
+def _extern_global(lm, name):
+    g = lm.globals.get(name)
+    if g is None:
+        g = L.GlobalVariable(lm, L.IntType(8), name=name)
+        g.linkage = "external"
+    return g
+
+
+def _extern_fn(lm, name, ret, args, var_arg=False):
+    fn = lm.globals.get(name)
+    if fn is None:
+        fn = L.Function(lm, L.FunctionType(ret, args, var_arg=var_arg), name=name)
+    return fn
+
+
+def _cstring(lm, text, name):
+    data = bytearray(text.encode("utf-8")) + b"\0"
+    arr = L.ArrayType(L.IntType(8), len(data))
+    g = L.GlobalVariable(lm, arr, name=name)
+    g.initializer = L.Constant(arr, data)
+    g.global_constant = True
+    g.linkage = "private"
+    return g
+
+
+def emit_entry(lm, func, errors):
+    """Add the CPython entry point of IR function `func` (already declared in `lm`)."""
+    native = lm.globals[func.name]
+    fnty = L.FunctionType(_PTR, [_PTR, _PTR.as_pointer(), _I64, _PTR])
+    fn = L.Function(lm, fnty, name=entry_name(func.name))
+    self_, args, nargsf, kwnames = fn.args
+    entry = fn.append_basic_block("entry")
+    fallback = fn.append_basic_block("fallback")
+    bd = L.IRBuilder(entry)
+
+    vectorcall = _extern_fn(lm, "PyObject_Vectorcall", _PTR, [_PTR, _PTR.as_pointer(), _I64, _PTR])
+    as_long = _extern_fn(lm, "PyLong_AsLongLong", _I64, [_PTR])
+    err_occurred = _extern_fn(lm, "PyErr_Occurred", _PTR, [])
+    float_type = _extern_global(lm, "PyFloat_Type")
+    long_type = _extern_global(lm, "PyLong_Type")
+    true_obj = _extern_global(lm, "_Py_TrueStruct")
+    false_obj = _extern_global(lm, "_Py_FalseStruct")
+
+    nargs = bd.and_(nargsf, L.Constant(_I64, (1 << 63) - 1))
+    ok = bd.and_(bd.icmp_unsigned("==", nargs, L.Constant(_I64, len(func.args))),
+                 bd.icmp_unsigned("==", kwnames, L.Constant(_PTR, None)))
+    start = fn.append_basic_block("unbox")
+    bd.cbranch(ok, start, fallback)
+    bd.position_at_end(start)
+
+    def ob_type(obj):
+        p = bd.gep(obj, [L.Constant(_I64, 8)])
+        return bd.load(bd.bitcast(p, _PTR.as_pointer()))
+
+    values = []
+    for i, a in enumerate(func.args):
+        obj = bd.load(bd.gep(args, [L.Constant(_I64, i)]))
+        nxt = fn.append_basic_block(f"arg{i}")
+        if a.type is F64:
+            bd.cbranch(bd.icmp_unsigned("==", ob_type(obj), float_type), nxt, fallback)
+            bd.position_at_end(nxt)
+            p = bd.bitcast(bd.gep(obj, [L.Constant(_I64, 16)]), L.DoubleType().as_pointer())
+            values.append(bd.load(p))
+        elif a.type is I64:
+            bd.cbranch(bd.icmp_unsigned("==", ob_type(obj), long_type), nxt, fallback)
+            bd.position_at_end(nxt)
+            v = bd.call(as_long, [obj])
+            check = fn.append_basic_block(f"arg{i}.check")
+            fail = fn.append_basic_block(f"arg{i}.fail")
+            good = fn.append_basic_block(f"arg{i}.ok")
+            bd.cbranch(bd.icmp_signed("==", v, L.Constant(_I64, -1)), check, good)
+            bd.position_at_end(check)
+            bd.cbranch(bd.icmp_unsigned("!=", bd.call(err_occurred, []), L.Constant(_PTR, None)),
+                       fail, good)
+            bd.position_at_end(fail)
+            bd.ret(L.Constant(_PTR, None))
+            bd.position_at_end(good)
+            values.append(v)
+        elif a.type is I1:
+            is_true = bd.icmp_unsigned("==", obj, true_obj)
+            is_bool = bd.or_(is_true, bd.icmp_unsigned("==", obj, false_obj))
+            bd.cbranch(is_bool, nxt, fallback)
+            bd.position_at_end(nxt)
+            values.append(is_true)
+        else:
+            raise TypeError(f"no entry-point ABI for {a.type}")
+
+    slots = [bd.alloca(llvm_type(t)) for t in func.result_types]
+    status = bd.call(native, values + slots)
+    good = fn.append_basic_block("ok")
+    bad = fn.append_basic_block("error")
+    bd.cbranch(bd.icmp_signed("==", status, L.Constant(I32, 0)), good, bad)
+
+    bd.position_at_end(bad)
+    set_string = _extern_fn(lm, "PyErr_SetString", L.VoidType(), [_PTR, _PTR])
+    sw_default = fn.append_basic_block("error.unknown")
+    sw = bd.switch(status, sw_default)
+    for k, (exc, msg) in enumerate(errors.entries, start=1):
+        blk = fn.append_basic_block(f"error.{k}")
+        sw.add_case(L.Constant(I32, k), blk)
+        bd.position_at_end(blk)
+        exc_ptr = _extern_global(lm, f"PyExc_{exc}")
+        exc_obj = bd.load(bd.bitcast(exc_ptr, _PTR.as_pointer()))
+        text = _cstring(lm, msg, f"{func.name}.err{k}")
+        bd.call(set_string, [exc_obj, bd.bitcast(text, _PTR)])
+        bd.ret(L.Constant(_PTR, None))
+    bd.position_at_end(sw_default)
+    exc_obj = bd.load(bd.bitcast(_extern_global(lm, "PyExc_SystemError"), _PTR.as_pointer()))
+    text = _cstring(lm, "lldiff: unknown error status from native code", f"{func.name}.errx")
+    bd.call(set_string, [exc_obj, bd.bitcast(text, _PTR)])
+    bd.ret(L.Constant(_PTR, None))
+
+    bd.position_at_end(good)
+    boxed = [_box(lm, bd, t, bd.load(s)) for t, s in zip(func.result_types, slots)]
+    if len(boxed) == 1:
+        bd.ret(boxed[0])
+    elif not boxed:
+        build = _extern_fn(lm, "Py_BuildValue", _PTR, [_PTR], var_arg=True)
+        empty = _cstring(lm, "", f"{func.name}.none")
+        bd.ret(bd.call(build, [bd.bitcast(empty, _PTR)]))
+    else:
+        tuple_new = _extern_fn(lm, "PyTuple_New", _PTR, [_I64])
+        set_item = _extern_fn(lm, "PyTuple_SetItem", L.IntType(32), [_PTR, _I64, _PTR])
+        tup = bd.call(tuple_new, [L.Constant(_I64, len(boxed))])
+        for i, item in enumerate(boxed):
+            bd.call(set_item, [tup, L.Constant(_I64, i), item])
+        bd.ret(tup)
+
+    bd.position_at_end(fallback)
+    bd.ret(bd.call(vectorcall, [self_, args, nargsf, kwnames]))
+    return fn
+
+
+def _box(lm, bd, t, v):
+    if t is F64:
+        return bd.call(_extern_fn(lm, "PyFloat_FromDouble", _PTR, [L.DoubleType()]), [v])
+    if t is I64:
+        return bd.call(_extern_fn(lm, "PyLong_FromLongLong", _PTR, [_I64]), [v])
+    if t is I1:
+        fn = _extern_fn(lm, "PyBool_FromLong", _PTR, [L.IntType(64)])
+        return bd.call(fn, [bd.zext(v, _I64)])
+    raise TypeError(f"cannot return {t} to Python")

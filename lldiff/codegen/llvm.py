@@ -1,0 +1,440 @@
+"""Lowers lldiff IR to LLVM IR (llvmlite.ir): structured control flow to blocks and phis.
+
+ABI of a compiled function: `i32 @sym(args..., ptr out0, ...)` returns a status (0 = ok, k > 0
+= the k-th entry of the module's error table, raised as a Python exception by the entry point)
+and writes its results through the out pointers. Math goes to LLVM intrinsics where LLVM has a
+libm-backed one, otherwise straight to libm; integer powers use our own square-and-multiply
+functions (the same algorithm as compiler-rt's __powidf2, which the interpreter mirrors).
+
+Owns the op -> LLVM mapping (`LOWER`, one entry per IR op). Must not import llvmlite.binding
+or know about derivatives.
+"""
+
+from llvmlite import ir as L
+
+from ..ir import F32, F64, I1, I64
+
+__all__ = ["emit_module", "LOWER", "llvm_type", "ErrorTable"]
+
+_T = {F64: L.DoubleType(), F32: L.FloatType(), I64: L.IntType(64), I1: L.IntType(1)}
+I32 = L.IntType(32)
+PTR = L.IntType(8).as_pointer()
+
+
+def llvm_type(t):
+    return _T[t]
+
+
+class ErrorTable:
+    """(exception name, message) pairs; status code k is entry k - 1."""
+
+    def __init__(self):
+        self.entries = []
+
+    def code(self, exc, msg):
+        key = (exc, msg)
+        if key not in self.entries:
+            self.entries.append(key)
+        return self.entries.index(key) + 1
+
+
+def emit_module(module, exported, name="lldiff"):
+    """Return (llvmlite.ir.Module, ErrorTable); `exported` functions get external linkage."""
+    lm = L.Module(name=name)
+    errors = ErrorTable()
+    ctx = _ModuleCtx(lm, errors)
+    for f in module:
+        ctx.declare(f, exported=f.name in exported)
+    for f in module:
+        _FuncEmitter(ctx, f).emit()
+    return lm, errors
+
+
+class _ModuleCtx:
+    def __init__(self, lm, errors):
+        self.lm = lm
+        self.errors = errors
+        self.funcs = {}
+        self.ir_funcs = {}
+        self.helpers = {}
+
+    def declare(self, f, exported):
+        args = [llvm_type(t) for t in f.arg_types] + [llvm_type(t).as_pointer()
+                                                       for t in f.result_types]
+        fn = L.Function(self.lm, L.FunctionType(I32, args), name=f.name)
+        if not exported:
+            fn.linkage = "internal"
+        fn.attributes.add("nounwind")
+        for a in fn.args[len(f.arg_types):]:
+            a.add_attribute("noalias")
+        self.funcs[f.name] = fn
+        self.ir_funcs[f.name] = f
+
+    def intrinsic(self, name, types, ret=None):
+        key = (name, tuple(str(t) for t in types))
+        fn = self.helpers.get(key)
+        if fn is None:
+            if name.startswith("llvm."):
+                fn = self.lm.declare_intrinsic(name, types)
+            else:
+                fty = L.FunctionType(ret or types[0], types)
+                fn = self.lm.globals.get(name) or L.Function(self.lm, fty, name=name)
+            self.helpers[key] = fn
+        return fn
+
+    def helper(self, name, build):
+        fn = self.helpers.get(name)
+        if fn is None:
+            fn = build(self.lm, name)
+            self.helpers[name] = fn
+        return fn
+
+
+# --- per-op lowering ----------------------------------------------------------------------
+
+def _bin(method):
+    return lambda fe, op, a: [getattr(fe.bd, method)(*a)]
+
+
+def _intrinsic(name):
+    def lower(fe, op, a):
+        fn = fe.ctx.intrinsic(name, [a[0].type] * len(a))
+        return [fe.bd.call(fn, a)]
+    return lower
+
+
+def _libm(name):
+    def lower(fe, op, a):
+        fname = name if a[0].type == L.DoubleType() else name + "f"
+        fn = fe.ctx.intrinsic(fname, [a[0].type] * len(a), a[0].type)
+        return [fe.bd.call(fn, a)]
+    return lower
+
+
+_FCMP = {"oeq": (True, "=="), "one": (True, "!="), "olt": (True, "<"), "ole": (True, "<="),
+         "ogt": (True, ">"), "oge": (True, ">="), "ord": (True, "ord"), "ueq": (False, "=="),
+         "une": (False, "!="), "ult": (False, "<"), "ule": (False, "<="), "ugt": (False, ">"),
+         "uge": (False, ">="), "uno": (False, "uno")}
+_ICMP = {"eq": "==", "ne": "!=", "slt": "<", "sle": "<=", "sgt": ">", "sge": ">="}
+
+
+def _cmpf(fe, op, a):
+    ordered, sym = _FCMP[op.attrs["pred"]]
+    f = fe.bd.fcmp_ordered if ordered else fe.bd.fcmp_unordered
+    return [f(sym, *a)]
+
+
+def _cmpi(fe, op, a):
+    return [fe.bd.icmp_signed(_ICMP[op.attrs["pred"]], *a)]
+
+
+def _safe_divisor(fe, b):
+    """b with -1 replaced by 1 (sdiv INT_MIN, -1 traps); returns (b', is_minus_one)."""
+    m1 = fe.bd.icmp_signed("==", b, L.Constant(b.type, -1))
+    return fe.bd.select(m1, L.Constant(b.type, 1), b), m1
+
+
+def _floordivsi(fe, op, a):
+    x, y = a
+    bd = fe.bd
+    ys, m1 = _safe_divisor(fe, y)
+    q = bd.sdiv(x, ys)
+    r = bd.srem(x, ys)
+    zero = L.Constant(x.type, 0)
+    adjust = bd.and_(bd.icmp_signed("!=", r, zero),
+                     bd.icmp_signed("<", bd.xor(r, y), zero))
+    q = bd.sub(q, bd.zext(adjust, x.type))
+    return [bd.select(m1, bd.sub(zero, x), q)]
+
+
+def _remsi(fe, op, a):
+    x, y = a
+    ys, m1 = _safe_divisor(fe, y)
+    return [fe.bd.srem(x, ys)]
+
+
+def _cast(method):
+    return lambda fe, op, a: [getattr(fe.bd, method)(a[0], llvm_type(op.results[0].type))]
+
+
+def _isnan(fe, op, a):
+    return [fe.bd.fcmp_unordered("uno", a[0], a[0])]
+
+
+def _isinf(fe, op, a):
+    fabs = fe.ctx.intrinsic("llvm.fabs", [a[0].type])
+    return [fe.bd.fcmp_ordered("==", fe.bd.call(fabs, a), L.Constant(a[0].type, float("inf")))]
+
+
+def _isfinite(fe, op, a):
+    fabs = fe.ctx.intrinsic("llvm.fabs", [a[0].type])
+    return [fe.bd.fcmp_ordered("<", fe.bd.call(fabs, a), L.Constant(a[0].type, float("inf")))]
+
+
+def _fpowi(fe, op, a):
+    fn = fe.ctx.helper(f"lldiff.powi.{a[0].type}", lambda lm, n: _build_powi(lm, n, a[0].type))
+    return [fe.bd.call(fn, a)]
+
+
+def _ipowi(fe, op, a):
+    fn = fe.ctx.helper("lldiff.ipow", _build_ipow)
+    return [fe.bd.call(fn, a)]
+
+
+def _factorial(fe, op, a):
+    def build(lm, name):
+        import math
+        arr = L.ArrayType(L.IntType(64), 21)
+        g = L.GlobalVariable(lm, arr, name=name)
+        g.initializer = L.Constant(arr, [math.factorial(i) for i in range(21)])
+        g.global_constant = True
+        g.linkage = "internal"
+        return g
+    table = fe.ctx.helper("lldiff.factorial_table", build)
+    ptr = fe.bd.gep(table, [L.Constant(I32, 0), a[0]], inbounds=True)
+    return [fe.bd.load(ptr)]
+
+
+def _constant(fe, op, a):
+    t = op.attrs["type"]
+    v = op.attrs["value"]
+    return [L.Constant(llvm_type(t), int(v) if t.is_int else v)]
+
+
+LOWER = {
+    "arith.constant": _constant,
+    "arith.addf": _bin("fadd"), "arith.subf": _bin("fsub"), "arith.mulf": _bin("fmul"),
+    "arith.divf": _bin("fdiv"), "arith.remf": _bin("frem"),
+    "arith.negf": lambda fe, op, a: [fe.bd.fneg(a[0])],
+    "arith.addi": _bin("add"), "arith.subi": _bin("sub"), "arith.muli": _bin("mul"),
+    "arith.floordivsi": _floordivsi, "arith.remsi": _remsi,
+    "arith.andi": _bin("and_"), "arith.ori": _bin("or_"), "arith.xori": _bin("xor"),
+    "arith.cmpf": _cmpf, "arith.cmpi": _cmpi,
+    "arith.select": lambda fe, op, a: [fe.bd.select(*a)],
+    "arith.sitofp": _cast("sitofp"), "arith.uitofp": _cast("uitofp"),
+    "arith.fptosi": _cast("fptosi"), "arith.extui": _cast("zext"),
+    "math.sqrt": _intrinsic("llvm.sqrt"), "math.sin": _intrinsic("llvm.sin"),
+    "math.cos": _intrinsic("llvm.cos"), "math.exp": _intrinsic("llvm.exp"),
+    "math.exp2": _intrinsic("llvm.exp2"), "math.log": _intrinsic("llvm.log"),
+    "math.log2": _intrinsic("llvm.log2"), "math.log10": _intrinsic("llvm.log10"),
+    "math.powf": _intrinsic("llvm.pow"), "math.absf": _intrinsic("llvm.fabs"),
+    "math.floor": _intrinsic("llvm.floor"), "math.ceil": _intrinsic("llvm.ceil"),
+    "math.trunc": _intrinsic("llvm.trunc"), "math.roundeven": _intrinsic("llvm.roundeven"),
+    "math.copysign": _intrinsic("llvm.copysign"),
+    "math.tan": _libm("tan"), "math.asin": _libm("asin"), "math.acos": _libm("acos"),
+    "math.atan": _libm("atan"), "math.atan2": _libm("atan2"), "math.sinh": _libm("sinh"),
+    "math.cosh": _libm("cosh"), "math.tanh": _libm("tanh"), "math.asinh": _libm("asinh"),
+    "math.acosh": _libm("acosh"), "math.atanh": _libm("atanh"), "math.expm1": _libm("expm1"),
+    "math.log1p": _libm("log1p"), "math.cbrt": _libm("cbrt"), "math.erf": _libm("erf"),
+    "math.erfc": _libm("erfc"), "lldiff.hypot": _libm("hypot"),
+    "lldiff.lgamma": _libm("lgamma"), "lldiff.tgamma": _libm("tgamma"),
+    "math.isnan": _isnan, "math.isinf": _isinf, "math.isfinite": _isfinite,
+    "math.fpowi": _fpowi, "math.ipowi": _ipowi, "lldiff.factorial": _factorial,
+}
+# Handled by _FuncEmitter itself: control flow, calls, returns and raise_if.
+STRUCTURAL = {"scf.if", "scf.for", "scf.while", "scf.yield", "scf.condition", "func.return",
+              "func.call", "lldiff.raise_if"}
+
+
+def _build_powi(lm, name, ft):
+    """double powi(double x, i64 n): compiler-rt's __powidf2 algorithm, 64-bit exponent."""
+    i64 = L.IntType(64)
+    fn = L.Function(lm, L.FunctionType(ft, [ft, i64]), name=name)
+    fn.linkage = "internal"
+    fn.attributes.add("alwaysinline")
+    x, n = fn.args
+    entry, loop, done = (fn.append_basic_block(s) for s in ("entry", "loop", "done"))
+    bd = L.IRBuilder(entry)
+    neg = bd.icmp_signed("<", n, L.Constant(i64, 0))
+    mag = bd.select(neg, bd.sub(L.Constant(i64, 0), n), n)
+    bd.branch(loop)
+    bd.position_at_end(loop)
+    r = bd.phi(ft)
+    b = bd.phi(i64)
+    a = bd.phi(ft)
+    odd = bd.trunc(b, L.IntType(1))
+    r2 = bd.select(odd, bd.fmul(r, a), r)
+    b2 = bd.lshr(b, L.Constant(i64, 1))
+    a2 = bd.fmul(a, a)
+    fin = bd.icmp_unsigned("==", b2, L.Constant(i64, 0))
+    bd.cbranch(fin, done, loop)
+    r.add_incoming(L.Constant(ft, 1.0), entry)
+    r.add_incoming(r2, loop)
+    b.add_incoming(mag, entry)
+    b.add_incoming(b2, loop)
+    a.add_incoming(x, entry)
+    a.add_incoming(a2, loop)
+    bd.position_at_end(done)
+    bd.ret(bd.select(neg, bd.fdiv(L.Constant(ft, 1.0), r2), r2))
+    return fn
+
+
+def _build_ipow(lm, name):
+    """i64 ipow(i64 a, i64 b) for b >= 0, wrapping like the interpreter."""
+    i64 = L.IntType(64)
+    fn = L.Function(lm, L.FunctionType(i64, [i64, i64]), name=name)
+    fn.linkage = "internal"
+    a0, b0 = fn.args
+    entry, loop, body, done = (fn.append_basic_block(s) for s in ("entry", "loop", "body", "done"))
+    bd = L.IRBuilder(entry)
+    bd.branch(loop)
+    bd.position_at_end(loop)
+    r = bd.phi(i64)
+    b = bd.phi(i64)
+    a = bd.phi(i64)
+    more = bd.icmp_signed(">", b, L.Constant(i64, 0))
+    bd.cbranch(more, body, done)
+    bd.position_at_end(body)
+    odd = bd.trunc(b, L.IntType(1))
+    r2 = bd.select(odd, bd.mul(r, a), r)
+    b2 = bd.ashr(b, L.Constant(i64, 1))
+    a2 = bd.mul(a, a)
+    bd.branch(loop)
+    r.add_incoming(L.Constant(i64, 1), entry)
+    r.add_incoming(r2, body)
+    b.add_incoming(b0, entry)
+    b.add_incoming(b2, body)
+    a.add_incoming(a0, entry)
+    a.add_incoming(a2, body)
+    bd.position_at_end(done)
+    bd.ret(r)
+    return fn
+
+
+class _FuncEmitter:
+    def __init__(self, ctx, f):
+        self.ctx = ctx
+        self.f = f
+        self.fn = ctx.funcs[f.name]
+        self.vals = {}
+        self.bd = None
+
+    def emit(self):
+        f, fn = self.f, self.fn
+        entry = fn.append_basic_block("entry")
+        self.alloca_bd = L.IRBuilder(entry)
+        body = fn.append_basic_block("body")
+        self.bd = L.IRBuilder(body)
+        for a, la in zip(f.args, fn.args):
+            self.vals[a] = la
+            la.name = (a.hint or "arg").lstrip(".")
+        self.outs = fn.args[len(f.args):]
+        self.block(f.body.block)
+        self.alloca_bd.branch(body)
+
+    def block(self, block):
+        """Lower the ops of `block`; return the LLVM values of its terminator's operands."""
+        for op in block.ops:
+            n = op.name
+            if n in ("scf.yield", "scf.condition"):
+                return [self.vals[v] for v in op.operands]
+            if n == "func.return":
+                for v, out in zip(op.operands, self.outs):
+                    self.bd.store(self.vals[v], out)
+                self.bd.ret(L.Constant(I32, 0))
+                return []
+            handler = getattr(self, "op_" + n.replace(".", "_"), None)
+            if handler is not None:
+                results = handler(op)
+            else:
+                results = LOWER[n](self, op, [self.vals[v] for v in op.operands])
+            for r, lv in zip(op.results, results):
+                self.vals[r] = lv
+        return []
+
+    def new_block(self, name):
+        return self.fn.append_basic_block(name)
+
+    def op_lldiff_raise_if(self, op):
+        code = self.ctx.errors.code(op.attrs["exc"], op.attrs["msg"])
+        fail, cont = self.new_block("raise"), self.new_block("ok")
+        self.bd.cbranch(self.vals[op.operands[0]], fail, cont)
+        self.bd.position_at_end(fail)
+        self.bd.ret(L.Constant(I32, code))
+        self.bd.position_at_end(cont)
+        return []
+
+    def op_func_call(self, op):
+        callee = self.ctx.funcs[op.attrs["callee"]]
+        slots = [self.alloca_bd.alloca(llvm_type(r.type)) for r in op.results]
+        status = self.bd.call(callee, [self.vals[v] for v in op.operands] + slots)
+        fail, cont = self.new_block("call_failed"), self.new_block("call_ok")
+        bad = self.bd.icmp_signed("!=", status, L.Constant(I32, 0))
+        self.bd.cbranch(bad, fail, cont)
+        self.bd.position_at_end(fail)
+        self.bd.ret(status)
+        self.bd.position_at_end(cont)
+        return [self.bd.load(s) for s in slots]
+
+    def op_scf_if(self, op):
+        bd = self.bd
+        then_b, else_b, merge = (self.new_block(s) for s in ("then", "else", "endif"))
+        bd.cbranch(self.vals[op.operands[0]], then_b, else_b)
+        incoming = []
+        for region, start in zip(op.regions, (then_b, else_b)):
+            bd.position_at_end(start)
+            vals = self.block(region.block) if region.blocks else []
+            incoming.append((vals, bd.block))
+            bd.branch(merge)
+        bd.position_at_end(merge)
+        results = []
+        for i, r in enumerate(op.results):
+            phi = bd.phi(llvm_type(r.type), name=(r.hint or "").lstrip("."))
+            for vals, blk in incoming:
+                phi.add_incoming(vals[i], blk)
+            results.append(phi)
+        return results
+
+    def op_scf_for(self, op):
+        bd = self.bd
+        lb, ub, step, *inits = (self.vals[v] for v in op.operands)
+        body_blk = op.regions[0].block
+        pre = bd.block
+        head, body, done = (self.new_block(s) for s in ("for.head", "for.body", "for.end"))
+        bd.branch(head)
+        bd.position_at_end(head)
+        iv = bd.phi(lb.type, name="iv")
+        carried = [bd.phi(llvm_type(a.type), name=(a.hint or "").lstrip("."))
+                   for a in body_blk.args[1:]]
+        iv.add_incoming(lb, pre)
+        for phi, v in zip(carried, inits):
+            phi.add_incoming(v, pre)
+        bd.cbranch(bd.icmp_signed("<", iv, ub), body, done)
+        bd.position_at_end(body)
+        self.vals[body_blk.args[0]] = iv
+        for a, phi in zip(body_blk.args[1:], carried):
+            self.vals[a] = phi
+        out = self.block(body_blk)
+        nxt = bd.add(iv, step)
+        latch = bd.block
+        bd.branch(head)
+        iv.add_incoming(nxt, latch)
+        for phi, v in zip(carried, out):
+            phi.add_incoming(v, latch)
+        bd.position_at_end(done)
+        return carried
+
+    def op_scf_while(self, op):
+        bd = self.bd
+        before, after = op.regions[0].block, op.regions[1].block
+        pre = bd.block
+        head, body, done = (self.new_block(s) for s in ("while.head", "while.body", "while.end"))
+        bd.branch(head)
+        bd.position_at_end(head)
+        phis = [bd.phi(llvm_type(a.type), name=(a.hint or "").lstrip(".")) for a in before.args]
+        for phi, v in zip(phis, op.operands):
+            phi.add_incoming(self.vals[v], pre)
+        for a, phi in zip(before.args, phis):
+            self.vals[a] = phi
+        cond, *passed = self.block(before)
+        bd.cbranch(cond, body, done)
+        bd.position_at_end(body)
+        for a, v in zip(after.args, passed):
+            self.vals[a] = v
+        out = self.block(after)
+        latch = bd.block
+        bd.branch(head)
+        for phi, v in zip(phis, out):
+            phi.add_incoming(v, latch)
+        bd.position_at_end(done)
+        return passed

@@ -1,0 +1,274 @@
+"""The primitive ops of the lldiff IR: one definition per op.
+
+Each `OpDef` carries the op's type rule, its printed syntax and its reference semantics (used
+by `interpreter.py`). Derivative rules live in `lldiff.passes.derivatives` and LLVM lowering in
+`lldiff.codegen`, each as one table keyed by op name; tests check those tables cover this one.
+Semantics here are the oracle: integers are 64-bit two's complement, floats follow IEEE 754 and
+the C math library (no Python domain errors).
+"""
+
+import ctypes
+import ctypes.util
+import math
+
+from .types import F64, I1, I64
+
+__all__ = ["OpDef", "OPS", "opdef", "wrap_i64"]
+
+OPS = {}
+
+
+class OpDef:
+    __slots__ = ("name", "syntax", "type_rule", "eval", "pure")
+
+    def __init__(self, name, syntax, type_rule, eval=None, pure=True):
+        self.name = name
+        self.syntax = syntax  # printer form: binary, unary, cmp, cast, select, const, ...
+        self.type_rule = type_rule  # (operand types, attrs) -> result types; raises TypeError
+        self.eval = eval  # (attrs, *operand values) -> result value
+        self.pure = pure  # no side effects: removable when its results are unused
+
+
+def opdef(name, syntax, type_rule, eval=None, pure=True):
+    OPS[name] = OpDef(name, syntax, type_rule, eval, pure)
+
+
+def wrap_i64(x):
+    return ((int(x) + (1 << 63)) & ((1 << 64) - 1)) - (1 << 63)
+
+
+# --- type rules --------------------------------------------------------------------------
+
+def _same(kind):
+    def rule(types, attrs):
+        t = types[0]
+        if not all(u is t for u in types) or not getattr(t, kind):
+            raise TypeError(f"operands must share one {kind[3:]} type, got {types}")
+        return [t]
+    return rule
+
+
+def _fixed(operands, result):
+    def rule(types, attrs):
+        if list(types) != list(operands):
+            raise TypeError(f"expected operands {operands}, got {types}")
+        return [result] if result is not None else []
+    return rule
+
+
+def _float_pred(types, attrs):
+    _same("is_float")(types, attrs)
+    return [I1]
+
+
+def _int_pred(types, attrs):
+    _same("is_int")(types, attrs)
+    return [I1]
+
+
+def _cast(src_kind, dst_kind):
+    def rule(types, attrs):
+        (t,) = types
+        dst = attrs["to"]
+        if not getattr(t, src_kind) or not getattr(dst, dst_kind):
+            raise TypeError(f"cannot cast {t} to {dst}")
+        return [dst]
+    return rule
+
+
+def _select(types, attrs):
+    c, a, b = types
+    if c is not I1 or a is not b:
+        raise TypeError(f"select needs (i1, T, T), got {types}")
+    return [a]
+
+
+def _fpowi_rule(types, attrs):
+    x, n = types
+    if not x.is_float or n is not I64:
+        raise TypeError(f"fpowi needs (float, i64), got {types}")
+    return [x]
+
+
+def _float_test(types, attrs):
+    (t,) = types
+    if not t.is_float:
+        raise TypeError(f"expected a float operand, got {t}")
+    return [I1]
+
+
+def _const(types, attrs):
+    return [attrs["type"]]
+
+
+# --- reference semantics -----------------------------------------------------------------
+
+_libm = ctypes.CDLL(ctypes.util.find_library("m"))
+
+
+def _cfun(name, nargs=1, argtype=ctypes.c_double):
+    f = getattr(_libm, name)
+    f.restype = ctypes.c_double
+    f.argtypes = [argtype] * nargs if argtype is ctypes.c_double else [ctypes.c_double, argtype]
+    return lambda attrs, *a: float(f(*a))
+
+
+def _fdiv(a, b):
+    if b == 0.0:
+        if a != a or a == 0.0:
+            return math.nan
+        return math.copysign(math.inf, a) * math.copysign(1.0, b)
+    return a / b
+
+
+def _fmod(a, b):
+    try:
+        return math.fmod(a, b)
+    except ValueError:
+        return math.nan
+
+
+def _floordiv(a, b):
+    if b == 0:
+        raise ZeroDivisionError("integer division or modulo by zero")
+    if a == -(1 << 63) and b == -1:
+        return a  # wraps, as the native code does
+    return a // b
+
+
+def _rem_trunc(a, b):
+    if b == 0:
+        raise ZeroDivisionError("integer division or modulo by zero")
+    r = abs(a) % abs(b)
+    return -r if a < 0 else r
+
+
+def _powi(x, n):
+    """compiler-rt's __powidf2: the integer power LLVM's llvm.powi lowers to."""
+    recip = n < 0
+    n = abs(n)
+    r = 1.0
+    while True:
+        if n & 1:
+            r *= x
+        n >>= 1
+        if n == 0:
+            break
+        x *= x
+    return _fdiv(1.0, r) if recip else r
+
+
+def _ipow(a, b):
+    if b < 0:
+        raise ValueError("integer power with a negative exponent")
+    return wrap_i64(pow(a, b, 1 << 64))
+
+
+def _fptosi(attrs, a):
+    return wrap_i64(int(a)) if math.isfinite(a) else 0
+
+
+def _roundeven(attrs, a):
+    if not math.isfinite(a):
+        return a
+    r = float(round(a))
+    return math.copysign(r, a)
+
+
+def _cmpf(attrs, a, b):
+    p = attrs["pred"]
+    unordered = a != a or b != b
+    if p == "oeq": return not unordered and a == b
+    if p == "one": return not unordered and a != b
+    if p == "olt": return not unordered and a < b
+    if p == "ole": return not unordered and a <= b
+    if p == "ogt": return not unordered and a > b
+    if p == "oge": return not unordered and a >= b
+    if p == "une": return unordered or a != b
+    if p == "ueq": return unordered or a == b
+    if p == "ord": return not unordered
+    if p == "uno": return unordered
+    raise ValueError(f"unknown cmpf predicate {p}")
+
+
+_ICMP = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "slt": lambda a, b: a < b,
+         "sle": lambda a, b: a <= b, "sgt": lambda a, b: a > b, "sge": lambda a, b: a >= b}
+
+
+def _cmpi(attrs, a, b):
+    return _ICMP[attrs["pred"]](a, b)
+
+
+def _factorial(attrs, n):
+    if n < 0:
+        raise ValueError("factorial() not defined for negative values")
+    if n > 20:
+        raise OverflowError("factorial() result does not fit in a 64-bit int")
+    return math.factorial(n)
+
+
+def _raise_if(attrs, c):
+    if c:
+        import builtins
+        raise getattr(builtins, attrs["exc"])(attrs["msg"])
+
+
+# --- the table ---------------------------------------------------------------------------
+
+fbin, ibin = _same("is_float"), _same("is_int")
+funary = _same("is_float")
+
+opdef("arith.constant", "const", _const, lambda attrs: attrs["value"])
+opdef("arith.addf", "binary", fbin, lambda at, a, b: a + b)
+opdef("arith.subf", "binary", fbin, lambda at, a, b: a - b)
+opdef("arith.mulf", "binary", fbin, lambda at, a, b: a * b)
+opdef("arith.divf", "binary", fbin, lambda at, a, b: _fdiv(a, b))
+opdef("arith.remf", "binary", fbin, lambda at, a, b: _fmod(a, b))
+opdef("arith.negf", "unary", funary, lambda at, a: -a)
+opdef("arith.addi", "binary", ibin, lambda at, a, b: wrap_i64(a + b))
+opdef("arith.subi", "binary", ibin, lambda at, a, b: wrap_i64(a - b))
+opdef("arith.muli", "binary", ibin, lambda at, a, b: wrap_i64(a * b))
+opdef("arith.floordivsi", "binary", ibin, lambda at, a, b: _floordiv(a, b))
+opdef("arith.remsi", "binary", ibin, lambda at, a, b: _rem_trunc(a, b))
+opdef("arith.andi", "binary", ibin, lambda at, a, b: a & b)
+opdef("arith.ori", "binary", ibin, lambda at, a, b: a | b)
+opdef("arith.xori", "binary", ibin, lambda at, a, b: a ^ b)
+opdef("arith.cmpf", "cmp", _float_pred, _cmpf)
+opdef("arith.cmpi", "cmp", _int_pred, _cmpi)
+opdef("arith.select", "select", _select, lambda at, c, a, b: a if c else b)
+opdef("arith.sitofp", "cast", _cast("is_int", "is_float"), lambda at, a: float(a))
+opdef("arith.uitofp", "cast", _cast("is_int", "is_float"), lambda at, a: float(int(a)))
+opdef("arith.fptosi", "cast", _cast("is_float", "is_int"), _fptosi)
+opdef("arith.extui", "cast", _cast("is_int", "is_int"), lambda at, a: int(a))
+
+for _name in ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh",
+              "acosh", "atanh", "exp", "expm1", "exp2", "log", "log2", "log10", "log1p", "cbrt",
+              "erf", "erfc"):
+    opdef(f"math.{_name}", "unary", funary, _cfun(_name))
+opdef("math.sqrt", "unary", funary, _cfun("sqrt"))
+opdef("math.floor", "unary", funary, lambda at, a: float(math.floor(a)) if math.isfinite(a) else a)
+opdef("math.ceil", "unary", funary, lambda at, a: float(math.ceil(a)) if math.isfinite(a) else a)
+opdef("math.trunc", "unary", funary, lambda at, a: math.copysign(float(math.trunc(a)), a)
+      if math.isfinite(a) else a)
+opdef("math.roundeven", "unary", funary, _roundeven)
+opdef("math.absf", "unary", funary, lambda at, a: abs(a))
+opdef("math.atan2", "binary", fbin, _cfun("atan2", 2))
+opdef("math.powf", "binary", fbin, _cfun("pow", 2))
+opdef("math.copysign", "binary", fbin, lambda at, a, b: math.copysign(a, b))
+opdef("math.fpowi", "fpowi", _fpowi_rule, lambda at, a, n: _powi(a, n))
+opdef("math.ipowi", "binary", ibin, lambda at, a, b: _ipow(a, b))
+opdef("math.isnan", "unary_pred", _float_test, lambda at, a: a != a)
+opdef("math.isinf", "unary_pred", _float_test, lambda at, a: math.isinf(a))
+opdef("math.isfinite", "unary_pred", _float_test, lambda at, a: math.isfinite(a))
+
+# Ops MLIR's math dialect lacks print in generic form under `lldiff.`.
+opdef("lldiff.hypot", "generic", fbin, _cfun("hypot", 2))
+opdef("lldiff.lgamma", "generic", funary, _cfun("lgamma"))
+opdef("lldiff.tgamma", "generic", funary, _cfun("tgamma"))
+opdef("lldiff.factorial", "generic", _fixed([I64], I64), _factorial)
+opdef("lldiff.raise_if", "generic", _fixed([I1], None), _raise_if, pure=False)
+
+# Structured control flow and functions: type rules are checked by the verifier directly.
+for _name in ("scf.if", "scf.for", "scf.while", "scf.yield", "scf.condition", "func.return",
+              "func.call"):
+    opdef(_name, "special", None, pure=_name in ("scf.if", "scf.for", "scf.while", "func.call"))

@@ -1,0 +1,52 @@
+"""Scalar types of the lldiff IR.
+
+Owns the type objects (`f64`, `f32`, `i64`, `i1`) and the int/float unification rule the
+frontend uses. Must not know about ops, LLVM or Python values beyond their kind.
+"""
+
+__all__ = ["Type", "FloatType", "IntType", "F64", "F32", "I64", "I1", "unify"]
+
+
+class Type:
+    __slots__ = ("name", "width")
+
+    def __init__(self, name, width):
+        self.name = name
+        self.width = width
+
+    is_float = False
+    is_int = False
+
+    def __repr__(self):
+        return self.name
+
+    __str__ = __repr__
+
+
+class FloatType(Type):
+    __slots__ = ()
+    is_float = True
+
+
+class IntType(Type):
+    __slots__ = ()
+    is_int = True
+
+
+F64 = FloatType("f64", 64)
+F32 = FloatType("f32", 32)
+I64 = IntType("i64", 64)
+I1 = IntType("i1", 1)
+
+_RANK = {I1: 0, I64: 1, F32: 2, F64: 3}
+
+
+def unify(a, b):
+    """The type both `a` and `b` convert to when control flow joins them (bool < int < float).
+
+    Python would keep each value's own type; lldiff needs one static type per SSA value, so an
+    int that meets a float becomes a float, as in numba.
+    """
+    if a is b:
+        return a
+    return a if _RANK[a] >= _RANK[b] else b

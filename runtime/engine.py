@@ -1,0 +1,82 @@
+"""The LLVM engine: host target machine, the new-PM pipeline, and one shared ORC LLJIT.
+
+Owns llvmlite.binding (imported on first use, never at `import lldiff`). Takes LLVM IR text,
+optimizes it at a chosen level with a fresh module pass manager per module (reusing one
+aborts LLVM), and links it into the process JIT; a `Library` keeps the JIT'd code alive.
+Must not know about lldiff's IR or passes.
+"""
+
+import threading
+
+__all__ = ["Engine", "engine", "Library"]
+
+_lock = threading.Lock()
+_engine = None
+
+
+def engine():
+    global _engine
+    with _lock:
+        if _engine is None:
+            _engine = Engine()
+        return _engine
+
+
+class Library:
+    """JIT'd code for one module; addresses stay valid while this object lives."""
+
+    __slots__ = ("tracker", "addresses", "name")
+
+    def __init__(self, tracker, addresses, name):
+        self.tracker = tracker
+        self.addresses = addresses
+        self.name = name
+
+
+class Engine:
+    def __init__(self):
+        import llvmlite.binding as llvm
+        self.llvm = llvm
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        self.triple = llvm.get_process_triple()
+        self.cpu = llvm.get_host_cpu_name()
+        self.features = llvm.get_host_cpu_features().flatten()
+        target = llvm.Target.from_triple(self.triple)
+        self.tm = target.create_target_machine(cpu=self.cpu, features=self.features, opt=3,
+                                               jit=True)
+        self.lljit = llvm.create_lljit_compiler(self.tm)
+        self.counter = 0
+
+    def parse(self, text):
+        mod = self.llvm.parse_assembly(text)
+        mod.triple = self.triple
+        mod.data_layout = str(self.tm.target_data)
+        mod.verify()
+        return mod
+
+    def optimize(self, mod, level):
+        llvm = self.llvm
+        pto = llvm.create_pipeline_tuning_options(speed_level=level)
+        if level >= 2:
+            pto.loop_vectorization = True
+            pto.slp_vectorization = True
+        pb = llvm.create_pass_builder(self.tm, pto)
+        pb.getModulePassManager().run(mod, pb)  # a fresh MPM per module: reuse aborts
+        return mod
+
+    def compile(self, text, level, exports):
+        """Optimize and JIT `text`; return a Library with the addresses of `exports`."""
+        mod = self.optimize(self.parse(text), level)
+        with _lock:
+            self.counter += 1
+            name = f"lldiff_lib{self.counter}"
+        builder = self.llvm.JITLibraryBuilder().add_ir(str(mod)).add_current_process()
+        for sym in exports:
+            builder.export_symbol(sym)
+        tracker = builder.link(self.lljit, name)
+        addresses = {sym: tracker[sym] for sym in exports}
+        return Library(tracker, addresses, name)
+
+    def assembly(self, text, level):
+        return self.tm.emit_assembly(self.optimize(self.parse(text), level))
