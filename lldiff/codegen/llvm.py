@@ -75,7 +75,8 @@ class _ModuleCtx:
         fn = self.helpers.get(key)
         if fn is None:
             if name.startswith("llvm."):
-                fn = self.lm.declare_intrinsic(name, types)
+                fty = L.FunctionType(ret or types[0], types)
+                fn = self.lm.declare_intrinsic(name, [types[0]], fty)
             else:
                 fty = L.FunctionType(ret or types[0], types)
                 fn = self.lm.globals.get(name) or L.Function(self.lm, fty, name=name)

@@ -156,7 +156,7 @@ _UNSUPPORTED_STMTS = {
 if hasattr(ast, "TryStar"):
     _UNSUPPORTED_STMTS[ast.TryStar] = _UNSUPPORTED_STMTS[ast.Try]
 if hasattr(ast, "Match"):
-    _UNSUPPORTED_STMTS[ast.Match] = ("match statement", "use if/elif/else")
+    _UNSUPPORTED_STMTS[ast.Match] = ("the match statement", "use if/elif/else")
 
 _UNSUPPORTED_EXPRS = {
     ast.Lambda: ("lambda", "define a module-level function with @lldiff.jit"),
@@ -243,6 +243,10 @@ class _Lowerer:
         if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
                 and isinstance(body[0].value.value, str):
             body = body[1:]  # docstring
+        fenced = [n for s in body for n in ast.walk(s) if type(n) in _UNSUPPORTED_STMTS]
+        if fenced:
+            first = min(fenced, key=lambda n: (n.lineno, n.col_offset))
+            raise self.unsupported(first, *_UNSUPPORTED_STMTS[type(first)])
         self.returns_value = any(isinstance(n, ast.Return) and n.value is not None
                                  for s in body for n in ast.walk(s))
         if self.returns_value and not _always_returns(body):
@@ -1098,6 +1102,8 @@ class _Lowerer:
             op = self.b.create("func.call", args, {"callee": callee.name},
                                result_types=callee.result_types)
             return op.results
+        if kind[0] == "builtin" and kind[1] in ("print", "len", "range"):
+            return [self.builtin(kind[1], node)]
         for a in node.args:
             if isinstance(a, ast.Starred):
                 raise self.unsupported(a, "a starred argument", "pass arguments one by one")

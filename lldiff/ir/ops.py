@@ -113,19 +113,21 @@ def _cfun(name, nargs=1, argtype=ctypes.c_double):
     return lambda attrs, *a: float(f(*a))
 
 
+_c_fmod = _libm.fmod
+_c_fmod.restype = ctypes.c_double
+_c_fmod.argtypes = [ctypes.c_double, ctypes.c_double]
+
+
 def _fdiv(a, b):
     if b == 0.0:
-        if a != a or a == 0.0:
-            return math.nan
-        return math.copysign(math.inf, a) * math.copysign(1.0, b)
+        # IEEE division by zero, with the hardware's NaN (sign bit set on x86) for 0/0.
+        return (a * math.inf) * math.copysign(1.0, b) if a == a and a != 0.0 else \
+            (a - a) * math.inf if a == a else a
     return a / b
 
 
 def _fmod(a, b):
-    try:
-        return math.fmod(a, b)
-    except ValueError:
-        return math.nan
+    return float(_c_fmod(a, b))
 
 
 def _floordiv(a, b):
