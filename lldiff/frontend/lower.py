@@ -296,11 +296,12 @@ class _Lowerer:
             ex = self.stmt(s, live)
             if ex == ALWAYS:
                 return ALWAYS
-            if ex == MAYBE and rest:
-                self.guarded(rest, live_after)
+            if ex == MAYBE:
+                if rest:
+                    self.guarded(rest, live_after)
                 return MAYBE
             i += 1
-        return NONE if not any(isinstance(s, ast.Return) for s in stmts) else ALWAYS
+        return NONE
 
     def guarded(self, stmts, live_after):
         """Lower `stmts` under `if not (exit flags)`."""
