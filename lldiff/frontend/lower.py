@@ -20,7 +20,7 @@ import ast
 import math
 
 from ..errors import CompileError
-from ..ir import F64, I1, I64, Builder, Func, Loc, Op, unify
+from ..ir import F64, I1, I64, Builder, Func, Loc, Op, OpResult, unify
 from . import intrinsics as intr
 
 __all__ = ["lower_function", "type_of_python_value"]
@@ -109,29 +109,27 @@ def _has_return(stmts):
     return any(isinstance(n, ast.Return) for s in stmts for n in ast.walk(s))
 
 
-def _always_exits(stmts):
-    """True when control never falls off the end of `stmts` (syntactically)."""
+def _always_leaves(stmts, kinds):
+    """True when control never falls off the end of `stmts` (syntactically): a statement of
+    `kinds` ends it, both branches of an if do, or a `while True` has no break."""
     for s in stmts:
-        if isinstance(s, (ast.Return, ast.Break, ast.Continue)):
+        if isinstance(s, kinds):
             return True
-        if isinstance(s, ast.If) and _always_exits(s.body) and _always_exits(s.orelse):
+        if isinstance(s, ast.If) and _always_leaves(s.body, kinds) and \
+                _always_leaves(s.orelse, kinds):
             return True
         if (isinstance(s, ast.While) and isinstance(s.test, ast.Constant) and s.test.value is True
                 and not _loop_level(s.body, ast.Break)):
             return True
     return False
+
+
+def _always_exits(stmts):
+    return _always_leaves(stmts, (ast.Return, ast.Break, ast.Continue))
 
 
 def _always_returns(stmts):
-    for s in stmts:
-        if isinstance(s, ast.Return):
-            return True
-        if isinstance(s, ast.If) and _always_returns(s.body) and _always_returns(s.orelse):
-            return True
-        if (isinstance(s, ast.While) and isinstance(s.test, ast.Constant) and s.test.value is True
-                and not _loop_level(s.body, ast.Break)):
-            return True
-    return False
+    return _always_leaves(stmts, ast.Return)
 
 
 _UNSUPPORTED_STMTS = {
@@ -448,8 +446,6 @@ class _Lowerer:
             bb = self.b.at(block)
             vals = [bb.cast(env[n], t) if n in env else bb.const(0, t) for n, t in zip(names, types)]
             bb.create("scf.yield", vals, result_types=[])
-        op.results = []
-        from ..ir.core import OpResult
         op.results = [OpResult(t, op, i, n) for i, (n, t) in enumerate(zip(names, types))]
         self.b.insert(op)
         for n in list(outer_env):
