@@ -900,7 +900,7 @@ class _Lowerer:
         if _const_value(y) in (None, 0.0):
             self.raise_if(b.value("arith.cmpf", y, b.const(0.0, t), pred="oeq"),
                           "ZeroDivisionError", "float division by zero" if sym == "/"
-                          else "float divmod()" if sym == "//" else "float modulo")
+                          else "float floor division by zero" if sym == "//" else "float modulo")
         if sym == "/":
             return b.value("arith.divf", x, y)
         return self.float_divmod(x, y, sym == "//")
@@ -1086,7 +1086,12 @@ class _Lowerer:
                                        f"calling '{name}' with keyword arguments (it is not an "
                                        "lldiff function)", _SUBSET_HINT)
             args = [self.expr(a) for a in node.args]
-            got = self.resolve_callee(obj, [a.type for a in args]) if callable(obj) else None
+            try:
+                got = self.resolve_callee(obj, [a.type for a in args]) if callable(obj) else None
+            except CompileError as e:
+                if e.filename is not None:
+                    raise
+                raise self.error(f, e.message, e.hint) from None
             if got is None:
                 raise self.unsupported(f, f"calling '{name}' (not an @lldiff.jit function or a "
                                           "supported math/numpy/builtin function)",
