@@ -1082,7 +1082,7 @@ class _Lowerer:
                 star = next(a for a in node.args if isinstance(a, ast.Starred))
                 raise self.unsupported(star, "a starred argument", "pass arguments one by one")
             if node.keywords:
-                raise self.unsupported(node.keywords[0] if False else f,
+                raise self.unsupported(f,
                                        f"calling '{name}' with keyword arguments (it is not an "
                                        "lldiff function)", _SUBSET_HINT)
             args = [self.expr(a) for a in node.args]
