@@ -167,15 +167,15 @@ class Dispatcher:
         func, callees = lower_function(self._source, spec.types, spec.symbol, _resolve_callee)
         own = Module([func])
         for c in callees:
-            own.add(c) if c.name not in own.funcs else None
+            if c.name not in own.funcs:
+                own.add(c)
         if self.verify:
             verify(own)
-        run_pipeline(Module([func]), "canonicalize")
+        # Callees arrive canonicalized (a fixpoint), so the pass leaves them unchanged.
+        run_pipeline(own, "canonicalize", verify=self.verify)
         spec.func = func
         spec.callees = tuple(c for c in own if c is not func)
         spec.module = own
-        if self.verify:
-            verify(own)
 
     def _native(self, types):
         spec = self._ir(types)
