@@ -32,22 +32,31 @@ def _const(v):
 
 
 def _fold(func):
-    changed = False
     mapping = {}
-    for block in list(all_blocks(func)):
-        new_ops = []
-        for op in block.ops:
-            op.operands = [mapping.get(v, v) for v in op.operands]
-            folded = _fold_op(op, mapping)
-            if folded is None:
-                new_ops.append(op)
-                continue
-            changed = True
-            for o in folded:
-                o.parent = block
-            new_ops.extend(folded)
-        block.ops = new_ops
+    changed = _fold_block(func.body.block, mapping)
     substitute(func, mapping)
+    return changed
+
+
+def _fold_block(block, mapping):
+    """Fold `block` in program order, inner regions before the op that holds them, so ops a
+    constant `scf.if` hoists into `block` have been folded already and are visited once."""
+    changed = False
+    new_ops = []
+    for op in block.ops:
+        op.operands = [mapping.get(v, v) for v in op.operands]
+        for region in op.regions:
+            for inner in region.blocks:
+                changed |= _fold_block(inner, mapping)
+        folded = _fold_op(op, mapping)
+        if folded is None:
+            new_ops.append(op)
+            continue
+        changed = True
+        for o in folded:
+            o.parent = block
+        new_ops.extend(folded)
+    block.ops = new_ops
     return changed
 
 

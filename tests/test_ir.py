@@ -14,6 +14,7 @@ import sys
 import tempfile
 
 import pytest
+import lldiff
 
 from lldiff.frontend import get_source, lower_function
 from lldiff.ir import (F64, I1, I64, OPS, Builder, Func, Module, Op, VerificationError,
@@ -641,3 +642,34 @@ def test_ir_layers_do_not_load_llvm():
                            capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert "NO-LLVM" in p.stdout
+
+
+# --- regression: canonicalize folding a constant scf.if whose region holds foldable ops ---
+# (found by tests/test_random_programs.py: ops hoisted out of the if were folded a second time
+# in their old, detached block, leaving uses of values defined nowhere)
+
+def _const_if_mod(a, b, n):
+    u0 = a
+    for i in range(n):
+        if True or u0 <= a:
+            u0 %= 0.5
+    return u0
+
+
+def _const_if_range(a, b, n):
+    k0 = n
+    if 1 < 1 == 1:
+        pass
+    else:
+        for i0 in range(1, 5, n):
+            k0 = 1
+    return k0
+
+
+@pytest.mark.parametrize("fn", [_const_if_mod, _const_if_range])
+@pytest.mark.parametrize("args", [(1.5, 2.0, 3), (-0.5, 1.0, 2), (2.0, -1.0, -2)])
+def test_constant_if_with_foldable_body(fn, args):
+    f = lldiff.jit(fn, opt=0, verify=True)
+    want = fn(*args)
+    assert f.interpret(*args) == want
+    assert f(*args) == want
