@@ -52,7 +52,7 @@ import os
 import sys
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 import lldiff
@@ -675,7 +675,16 @@ def prog_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("random_programs")
 
 
-@settings(max_examples=60, deadline=None, database=None, derandomize=True,
+# LLDIFF_RANDOM_EXAMPLES=1000 runs a deeper search locally (CI default: 60 programs).
+_N_PROGRAMS = int(os.environ.get("LLDIFF_RANDOM_EXAMPLES", "60"))
+
+# Shrinking a failure compiles hundreds of variants (up to hypothesis's 5-minute cap);
+# LLDIFF_RANDOM_NO_SHRINK=1 reports the first failing program unshrunk instead.
+_PHASES = (tuple(p for p in Phase if p is not Phase.shrink)
+           if os.environ.get("LLDIFF_RANDOM_NO_SHRINK") else tuple(Phase))
+
+
+@settings(max_examples=_N_PROGRAMS, deadline=None, database=None, derandomize=True, phases=_PHASES,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(source=programs(), args_list=st.lists(inputs, min_size=3, max_size=3))
 def test_random_program(prog_dir, source, args_list):
