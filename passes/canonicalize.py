@@ -172,7 +172,7 @@ def _trim_loop(op, uses):
     if op.name == "scf.for":
         body = op.regions[0].block
         y = body.ops[-1]
-        inner = use_counts_block(body)
+        inner = use_counts(body)
         dead = []
         for i, r in enumerate(op.results):
             arg = body.args[i + 1]
@@ -193,7 +193,7 @@ def _trim_loop(op, uses):
         return True
     before, after = op.regions[0].block, op.regions[1].block
     cond, yld = before.ops[-1], after.ops[-1]
-    in_before, in_after = use_counts_block(before), use_counts_block(after)
+    in_before, in_after = use_counts(before), use_counts(after)
     dead = []
     for i, r in enumerate(op.results):
         if i >= len(before.args):
@@ -219,16 +219,3 @@ def _trim_loop(op, uses):
     op.results = [op.results[i] for i in keep]
     _renumber(op)
     return True
-
-
-def use_counts_block(block):
-    counts = {}
-    stack = [block]
-    while stack:
-        b = stack.pop()
-        for op in b.ops:
-            for v in op.operands:
-                counts[v] = counts.get(v, 0) + 1
-            for region in op.regions:
-                stack.extend(region.blocks)
-    return counts

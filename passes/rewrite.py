@@ -8,9 +8,9 @@ from lldiff.ir import Op
 __all__ = ["use_counts", "substitute", "all_blocks", "make_const"]
 
 
-def all_blocks(func):
-    """Every block in `func`, outer before inner."""
-    stack = [func.body.block]
+def all_blocks(root):
+    """Every block in `root` (a Func or a Block) and nested in it, outer before inner."""
+    stack = [root.body.block if hasattr(root, "body") else root]
     while stack:
         block = stack.pop()
         yield block
@@ -19,9 +19,10 @@ def all_blocks(func):
                 stack.extend(region.blocks)
 
 
-def use_counts(func):
+def use_counts(root):
+    """How often each value is used as an operand in `root` (a Func or a Block)."""
     counts = {}
-    for block in all_blocks(func):
+    for block in all_blocks(root):
         for op in block.ops:
             for v in op.operands:
                 counts[v] = counts.get(v, 0) + 1

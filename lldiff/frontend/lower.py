@@ -20,7 +20,7 @@ import ast
 import math
 
 from ..errors import CompileError
-from ..ir import F64, I1, I64, Builder, Func, Loc, Op, OpResult, unify
+from ..ir import F64, I1, I64, Block, Builder, Func, Loc, Op, OpResult, unify
 from . import intrinsics as intr
 
 __all__ = ["lower_function", "type_of_python_value"]
@@ -231,6 +231,7 @@ class _Lowerer:
             raise CompileError(f"{fn.name}() takes {len(params)} arguments, "
                                f"got {len(self.arg_types)}")
         names = [p.arg for p in params]
+        self.locals = set(names) | set(_assigned(fn.body))
         func = Func(self.symbol, self.arg_types, [], names, self.loc(fn))
         self.b.block = func.body.block
         self.b.loc = func.loc
@@ -713,7 +714,7 @@ class _Lowerer:
         v = self.env.get(name)
         if v is not None:
             return v
-        if name in _assigned(self.tree.body) or name in [a.arg for a in self.tree.args.args]:
+        if name in self.locals:
             raise self.error(node, f"local variable '{name}' is used before it is assigned "
                                    "(or is unbound on some path)",
                              "assign it on every path before this use")
@@ -742,7 +743,7 @@ class _Lowerer:
         if kind is ast.Name:
             if node.id in self.env:
                 return self.env[node.id]
-            if node.id in _assigned(self.tree.body) or node.id in [a.arg for a in self.tree.args.args]:
+            if node.id in self.locals:
                 return self.read(node.id, node)
             return self.global_value(node.id, node)
         if kind is ast.Attribute:
@@ -990,7 +991,7 @@ class _Lowerer:
             if not right_nodes:
                 return left
             # Type of the whole: every operand's type unified (lowered lazily inside the if).
-            t = self.static_type_of_rest(left, right_nodes)
+            t = unify(left.type, self.probe_type(right_nodes))
             cond = self.truth(left)
             if not is_and:
                 cond = self.b.value("arith.xori", cond, self.b.const(True, I1))
@@ -1000,21 +1001,22 @@ class _Lowerer:
 
         return combine(first, rest)
 
-    def static_type_of_rest(self, left, nodes):
-        """The unified type of `left` and the lowered types of `nodes` (lowered in a scratch block)."""
-        outer = self.b.block
-        from ..ir import Block
-        scratch = Block()
-        self.b.block = scratch
-        saved = dict(self.env)
+    def probe_type(self, nodes):
+        """The unified type of expressions `nodes`, lowered into a scratch block and dropped.
+
+        Short-circuit forms need their result type before lowering their operands into the
+        branches of an scf.if.
+        """
+        outer, saved = self.b.block, dict(self.env)
+        self.b.block = Block()
         try:
-            t = left.type
+            t = None
             for n in nodes:
-                t = unify(t, self.expr(n).type)
+                v = self.expr(n)
+                t = v.type if t is None else unify(t, v.type)
+            return t
         finally:
-            self.b.block = outer
-            self.env = saved
-        return t
+            self.b.block, self.env = outer, saved
 
     def compare(self, node):
         left = self.expr(node.left)
@@ -1046,20 +1048,9 @@ class _Lowerer:
 
     def ifexp(self, node):
         cond = self.truth(self.expr(node.test))
-        t = self.static_type_of_rest(self.static_probe(node.body), [node.orelse])
+        t = self.probe_type([node.body, node.orelse])
         return self.select_lazy(cond, lambda: self.expr(node.body),
                                 lambda: self.expr(node.orelse), t)
-
-    def static_probe(self, node):
-        outer = self.b.block
-        from ..ir import Block
-        self.b.block = Block()
-        saved = dict(self.env)
-        try:
-            return self.expr(node)
-        finally:
-            self.b.block = outer
-            self.env = saved
 
     # --- calls --------------------------------------------------------------------------
 
