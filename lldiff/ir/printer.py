@@ -10,7 +10,7 @@ import struct
 
 from .types import I1
 
-__all__ = ["print_module", "print_func", "format_float"]
+__all__ = ["print_module", "print_func", "format_float", "Namer"]
 
 
 def format_float(v):
@@ -26,7 +26,9 @@ def format_float(v):
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$.]*$")
 
 
-class _Namer:
+class Namer:
+    """Display names of values: hints where they are identifiers, else numbers."""
+
     def __init__(self):
         self.names = {}
         self.used = set()
@@ -73,9 +75,9 @@ def _attr(v):
 
 
 class _Printer:
-    def __init__(self):
+    def __init__(self, namer=None):
         self.lines = []
-        self.name = _Namer()
+        self.name = namer or Namer()
 
     def emit(self, depth, text):
         self.lines.append("  " * depth + text)
@@ -189,8 +191,9 @@ def _syntax(name):
     return od.syntax if od is not None else "generic"
 
 
-def print_func(f):
-    p = _Printer()
+def print_func(f, namer=None):
+    """MLIR text of `f`; pass a `Namer` to name values the same way in other output."""
+    p = _Printer(namer)
     p.func(f)
     return "\n".join(p.lines) + "\n"
 

@@ -1,0 +1,231 @@
+"""Activity analysis: which values of a function need a derivative.
+
+A value is *active* when it is floating point, *varies* with a differentiated argument (forward
+dataflow from the active arguments through differentiable ops) and is *useful* to a
+differentiated result (backward dataflow from the chosen results). Both are computed to a
+fixpoint through `scf.for`/`scf.while` carried values and `scf.if` yields, and through calls
+(the callee is analysed with the caller's argument/result masks). Inactive and piecewise-
+constant ops (derivatives.py) stop both flows. Everything else gets no derivative code.
+
+Each decision keeps its reason, so `explain()` (and `LLDIFF_EXPLAIN=activity`, read by the
+passes that use this analysis) can say why a value is active or not. IR analysis only: it
+never changes the IR.
+"""
+
+from lldiff.ir import print_func
+from lldiff.ir.printer import Namer
+
+from .derivatives import RULES, classify
+
+__all__ = ["Activity", "analyze"]
+
+
+def analyze(module, func, active_args, useful_results=None):
+    """Activity of `func` given a bool per argument (and per result; default: every float)."""
+    if useful_results is None:
+        useful_results = [t.is_float for t in func.result_types]
+    return Activity(module, func, tuple(active_args), tuple(useful_results))
+
+
+class Activity:
+    def __init__(self, module, func, active_args, useful_results, _memo=None):
+        self.module = module
+        self.func = func
+        self.active_args = active_args
+        self.useful_results = useful_results
+        self._memo = {} if _memo is None else _memo
+        self.varied = {}  # value -> reason: ("arg",) | (op, source value)
+        self.useful = {}  # value -> reason: ("result", i) | (op, destination value)
+        for a, on in zip(func.args, active_args):
+            if on and a.type.is_float:
+                self.varied[a] = ("arg",)
+        self._fixpoint(self._forward)
+        self._fixpoint(self._backward)
+
+    def active(self, v):
+        return v in self.varied and v in self.useful and v.type.is_float
+
+    # --- interprocedural summaries -----------------------------------------------------------
+
+    def _callee(self, op, args_mask, results_mask):
+        key = (op.attrs["callee"], args_mask, results_mask)
+        a = self._memo.get(key)
+        if a is None:
+            self._memo[key] = None  # recursion guard: the frontend rejects recursion anyway
+            callee = self.module[op.attrs["callee"]]
+            a = Activity(self.module, callee, args_mask, results_mask, self._memo)
+            self._memo[key] = a
+        return a
+
+    # --- forward: varies with an active argument ---------------------------------------------
+
+    def _fixpoint(self, step):
+        while step():
+            pass
+
+    def _mark_varied(self, v, reason):
+        if v in self.varied or not v.type.is_float:
+            return False
+        self.varied[v] = reason
+        return True
+
+    def _forward(self):
+        changed = False
+        for op in self.func.walk():
+            changed |= self._forward_op(op)
+        return changed
+
+    def _forward_op(self, op):
+        n = op.name
+        kind = classify(n)
+        changed = False
+        if kind == "rule":
+            rule = RULES[n]
+            src = next((v for i, v in enumerate(op.operands)
+                        if rule.has_partial(i) and v in self.varied), None)
+            if src is not None:
+                for r in op.results:
+                    changed |= self._mark_varied(r, (op, src))
+        elif n == "func.call":
+            mask = tuple(v in self.varied for v in op.operands)
+            if any(mask):
+                callee = self.module[op.attrs["callee"]]
+                summary = self._callee(op, mask, tuple(t.is_float for t in callee.result_types))
+                ret = callee.body.block.terminator
+                src = next(v for v in op.operands if v in self.varied)
+                for r, v in zip(op.results, ret.operands):
+                    if summary is not None and v in summary.varied:
+                        changed |= self._mark_varied(r, (op, src))
+        elif n == "scf.if":
+            for region in op.regions:
+                if region.blocks:
+                    y = region.block.terminator
+                    for r, v in zip(op.results, y.operands):
+                        if v in self.varied:
+                            changed |= self._mark_varied(r, (op, v))
+        elif n == "scf.for":
+            body = op.regions[0].block
+            y = body.terminator
+            for i, r in enumerate(op.results):
+                for src in (op.operands[3 + i], y.operands[i]):
+                    if src in self.varied:
+                        changed |= self._mark_varied(body.args[1 + i], (op, src))
+                        changed |= self._mark_varied(r, (op, src))
+        elif n == "scf.while":
+            before, after = op.regions[0].block, op.regions[1].block
+            cond, y = before.terminator, after.terminator
+            for i, a in enumerate(before.args):
+                for src in (op.operands[i], y.operands[i]):
+                    if src in self.varied:
+                        changed |= self._mark_varied(a, (op, src))
+            for j, src in enumerate(cond.operands[1:]):
+                if src in self.varied:
+                    changed |= self._mark_varied(after.args[j], (op, src))
+                    changed |= self._mark_varied(op.results[j], (op, src))
+        return changed
+
+    # --- backward: useful to a differentiated result -----------------------------------------
+
+    def _mark_useful(self, v, reason):
+        if v in self.useful or not v.type.is_float:
+            return False
+        self.useful[v] = reason
+        return True
+
+    def _backward(self):
+        changed = False
+        ops = list(self.func.walk())
+        for op in reversed(ops):
+            changed |= self._backward_op(op)
+        return changed
+
+    def _backward_op(self, op):
+        n = op.name
+        kind = classify(n)
+        changed = False
+        if kind == "rule":
+            dest = next((r for r in op.results if r in self.useful), None)
+            if dest is not None:
+                rule = RULES[n]
+                for i, v in enumerate(op.operands):
+                    if rule.has_partial(i):
+                        changed |= self._mark_useful(v, (op, dest))
+        elif n == "func.return" and op.parent is self.func.body.block:
+            for i, v in enumerate(op.operands):
+                if self.useful_results[i]:
+                    changed |= self._mark_useful(v, ("result", i))
+        elif n == "func.call":
+            mask = tuple(r in self.useful for r in op.results)
+            if any(mask):
+                summary = self._callee(op, tuple(v.type.is_float for v in op.operands), mask)
+                callee = self.module[op.attrs["callee"]]
+                dest = next(r for r in op.results if r in self.useful)
+                for v, a in zip(op.operands, callee.args):
+                    if summary is None or a in summary.useful:
+                        changed |= self._mark_useful(v, (op, dest))
+        elif n == "scf.if":
+            for region in op.regions:
+                if region.blocks:
+                    y = region.block.terminator
+                    for r, v in zip(op.results, y.operands):
+                        if r in self.useful:
+                            changed |= self._mark_useful(v, (op, r))
+        elif n == "scf.for":
+            body = op.regions[0].block
+            y = body.terminator
+            for i, r in enumerate(op.results):
+                arg = body.args[1 + i]
+                dest = r if r in self.useful else arg if arg in self.useful else None
+                if dest is not None:
+                    changed |= self._mark_useful(op.operands[3 + i], (op, dest))
+                    changed |= self._mark_useful(y.operands[i], (op, dest))
+        elif n == "scf.while":
+            before, after = op.regions[0].block, op.regions[1].block
+            cond, y = before.terminator, after.terminator
+            for i, a in enumerate(before.args):
+                if a in self.useful:
+                    changed |= self._mark_useful(op.operands[i], (op, a))
+                    changed |= self._mark_useful(y.operands[i], (op, a))
+            for j, src in enumerate(cond.operands[1:]):
+                dest = op.results[j] if op.results[j] in self.useful else \
+                    after.args[j] if after.args[j] in self.useful else None
+                if dest is not None:
+                    changed |= self._mark_useful(src, (op, dest))
+        return changed
+
+    # --- explanation --------------------------------------------------------------------------
+
+    def explain(self):
+        """The function's IR followed by one line per float value: active or not, and why."""
+        namer = Namer()
+        text = print_func(self.func, namer)
+        args = ", ".join(namer(a) for a, on in zip(self.func.args, self.active_args) if on)
+        res = ", ".join(str(i) for i, on in enumerate(self.useful_results) if on)
+        lines = [f"// activity of @{self.func.name}: differentiated arguments ({args}), "
+                 f"results ({res})"]
+        values = [a for a in self.func.args]
+        for op in self.func.walk():
+            for region in op.regions:
+                for block in region.blocks:
+                    values.extend(block.args)
+            values.extend(op.results)
+        for v in values:
+            if not v.type.is_float:
+                continue
+            lines.append(f"//   {namer(v)}: {self._why(v, namer)}")
+        return text + "\n".join(lines) + "\n"
+
+    def _why(self, v, name):
+        def reason(r, verb):
+            if r[0] == "arg":
+                return "differentiated argument"
+            if r[0] == "result":
+                return f"returned as result {r[1]}"
+            op, other = r
+            return f"{verb} {name(other)} through {op.name}"
+        vr, ur = self.varied.get(v), self.useful.get(v)
+        if vr and ur:
+            return f"active: varies ({reason(vr, 'from')}); useful ({reason(ur, 'into')})"
+        if not vr:
+            return "inactive: does not vary with the differentiated arguments"
+        return "inactive: varies but reaches no differentiated result"
