@@ -1,4 +1,4 @@
-"""lldiff: compile scalar numerical Python to native code (and, later, differentiate it).
+"""lldiff: compile scalar numerical Python to native code and differentiate it.
 
 The public API is small and lazy: importing lldiff loads neither llvmlite.binding nor numpy;
 the compiler is loaded on the first compile.
@@ -7,11 +7,14 @@ the compiler is loaded on the first compile.
 from .errors import CompileError, LLDiffError
 
 __version__ = "0.1.0"
-__all__ = ["jit", "CompileError", "LLDiffError", "__version__"]
+__all__ = ["jit", "jvp", "jacfwd", "CompileError", "LLDiffError", "__version__"]
 
 
 def __getattr__(name):
     if name in ("jit",):
         from . import api
         return getattr(api, name)
+    if name in ("jvp", "jacfwd"):
+        from . import ad
+        return getattr(ad, name)
     raise AttributeError(f"module 'lldiff' has no attribute {name!r}")

@@ -18,7 +18,7 @@ __all__ = ["jit", "Dispatcher", "OPT_DEFAULT"]
 
 # O2 and O3 produce the same Bessel loop here and O2 compiles faster (benchmarks/README.md).
 OPT_DEFAULT = 2
-_STAGES = ("ir", "llvm", "llvm-opt", "asm")
+_STAGES = ("ir", "jvp", "llvm", "llvm-opt", "asm")
 _lock = threading.RLock()
 _symbol_counter = [0]
 
@@ -78,6 +78,7 @@ class Dispatcher:
         self._signature = _inspect.signature(py_func)
         self._specs = {}
         self._in_progress = set()
+        self._derivs = {}
         self._source = None
         self.compile_time = 0.0
 
@@ -182,29 +183,74 @@ class Dispatcher:
         if spec.entry is not None:
             return spec
         with _lock:
-            if spec.entry is not None:
-                return spec
-            from . import codegen
-            from .runtime import get_engine, make_builtin
-            t0 = time.perf_counter()
-            text = codegen.emit(spec.module, [spec.symbol], name=spec.symbol)
-            spec.llvm_text = text
-            entry_sym = codegen.entry_name(spec.symbol)
-            lib = get_engine().compile(text, self.opt, [entry_sym])
-            spec.library = lib
-            spec.entry = make_builtin(lib.addresses[entry_sym], self.__name__, self._dispatch,
-                                      lib)
-            spec.compile_time += time.perf_counter() - t0
-            self.compile_time = spec.compile_time
-            cls = type(self)
-            if "__call__" not in cls.__dict__ and cls is not Dispatcher:
-                cls.__call__ = spec.entry  # the fast path: a builtin, not a Python method
+            if spec.entry is None:
+                self._compile(spec, self._dispatch)
+                self.compile_time = spec.compile_time
+                cls = type(self)
+                if "__call__" not in cls.__dict__ and cls is not Dispatcher:
+                    cls.__call__ = spec.entry  # the fast path: a builtin, not a Python method
         return spec
+
+    def _compile(self, spec, fallback):
+        """LLVM IR -> native code for `spec.module`, exporting `spec.symbol` as a builtin."""
+        from . import codegen
+        from .runtime import get_engine, make_builtin
+        t0 = time.perf_counter()
+        text = codegen.emit(spec.module, [spec.symbol], name=spec.symbol)
+        spec.llvm_text = text
+        entry_sym = codegen.entry_name(spec.symbol)
+        lib = get_engine().compile(text, self.opt, [entry_sym])
+        spec.library = lib
+        spec.entry = make_builtin(lib.addresses[entry_sym], self.__name__, fallback, lib)
+        spec.compile_time += time.perf_counter() - t0
+
+    # --- derivatives --------------------------------------------------------------------
+
+    def _derived_ir(self, types, kind, mask, width=1):
+        """The specialization of a derivative of this function: kind "jvp" differentiates the
+        arguments whose `mask` flag is set, carrying `width` tangent directions."""
+        types, mask = tuple(types), tuple(bool(m) for m in mask)
+        key = (types, kind, mask, width)
+        with _lock:
+            d = self._derivs.get(key)
+            if d is not None:
+                return d
+            from .ir import Module, verify
+            from .passes import jvp_func, run_pipeline
+            primal = self._ir(types)
+            t0 = time.perf_counter()
+            module = Module(list(primal.module))
+            if kind != "jvp":
+                raise ValueError(f"unknown derivative kind {kind!r}")
+            name = jvp_func(module, primal.symbol, mask, width)
+            if self.verify:
+                verify(module)
+            run_pipeline(module, "canonicalize", verify=self.verify)
+            d = _Specialization(types, name)
+            d.func = module[name]
+            d.module = module
+            d.callees = tuple(f for f in module if f.name not in primal.module.funcs
+                              and f is not d.func)
+            d.compile_time = time.perf_counter() - t0
+            self._derivs[key] = d
+            return d
+
+    def _derived(self, types, kind, mask, width=1):
+        """Like `_derived_ir`, compiled: `.entry` takes the primal arguments then the tangents."""
+        d = self._derived_ir(types, kind, mask, width)
+        if d.entry is None:
+            with _lock:
+                if d.entry is None:
+                    self._compile(d, _no_fallback(self.__name__, kind))
+        return d
 
     # --- inspection ---------------------------------------------------------------------
 
     def inspect(self, stage="ir", *args):
-        """Text of a compilation stage: "ir", "llvm", "llvm-opt" or "asm".
+        """Text of a compilation stage: "ir", "jvp", "llvm", "llvm-opt" or "asm".
+
+        "jvp" is the forward-mode IR differentiating every float argument (after
+        canonicalize): the jvp functions and the helpers they call.
 
         With example `args`, the specialization for their types; otherwise the first one
         compiled.
@@ -222,10 +268,14 @@ class Dispatcher:
         return self.inspect_types(stage, types)
 
     def inspect_types(self, stage, types):
-        from .ir import print_module
+        from .ir import print_func, print_module
         types = tuple(types)
         if stage == "ir":
             return print_module(self._ir(types).module)
+        if stage == "jvp":
+            d = self._derived_ir(types, "jvp", [t.is_float for t in types])
+            primal = self._ir(types).module.funcs
+            return "\n".join(print_func(f) for f in d.module if f.name not in primal)
         from . import codegen
         from .runtime import get_engine
         spec = self._ir(types)
@@ -240,6 +290,12 @@ class Dispatcher:
     @property
     def signatures(self):
         return list(self._specs)
+
+
+def _no_fallback(name, kind):
+    def fallback(*args, **kwargs):
+        raise TypeError(f"{name} ({kind}): internal call with unexpected arguments {args!r}")
+    return fallback
 
 
 def _resolve_callee(obj, arg_types):

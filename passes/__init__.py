@@ -2,5 +2,7 @@
 
 from .manager import PASSES, run_pipeline
 from .canonicalize import canonicalize  # noqa: E402  (the function shadows its module name)
+from .activity import analyze as analyze_activity
+from .jvp import jvp_func, jvp_name
 
-__all__ = ["canonicalize", "PASSES", "run_pipeline"]
+__all__ = ["canonicalize", "PASSES", "run_pipeline", "analyze_activity", "jvp_func", "jvp_name"]

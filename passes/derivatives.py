@@ -249,8 +249,10 @@ def _sinh(e, x, y): return e.op("math.cosh", x)
 def _cosh(e, x, y): return e.op("math.sinh", x)
 
 
-@unary("math.tanh", ("y",))
-def _tanh(e, x, y): return e.mul(e.sub(1.0, y), e.add(1.0, y))
+@unary("math.tanh", ("x0",))
+def _tanh(e, x, y):  # sech(x)^2: 1 - tanh(x)^2 cancels to nothing for |x| > 19
+    c = e.op("math.cosh", x)
+    return e.recip(e.mul(c, c))
 
 
 @unary("math.asinh", ("x0",))
@@ -269,8 +271,8 @@ def _atanh(e, x, y): return e.recip(_one_minus_x2(e, x))
 def _exp(e, x, y): return y
 
 
-@unary("math.expm1", ("y",))
-def _expm1(e, x, y): return e.add(y, 1.0)
+@unary("math.expm1", ("x0",))
+def _expm1(e, x, y): return e.op("math.exp", x)  # expm1(x) + 1 cancels for x << 0
 
 
 @unary("math.exp2", ("y",))
