@@ -27,8 +27,10 @@ Conventions at points where the derivative does not exist (JAX's where JAX has o
 * `x ** y` (powf): ∂x = y·x^(y-1) but 0 when y == 0; ∂y = log(x)·x^y but 0 when x == 0 (JAX's
   rule: the log of a zero base is replaced by log 1). `x ** n` for an int n: n·x^(n-1), 0 for
   n == 0.
-* `fmod(a, b)` (remf): ∂a = 1, ∂b = -trunc(a/b), as JAX's `rem`. Python's `%` on floats is
-  built from remf and selects, so its derivative follows from this one.
+* `fmod(a, b)` (remf): ∂a = 1, ∂b = -q with q the integer quotient fmod truncated to, computed
+  exactly as round((a - fmod(a, b)) / b) (JAX's `rem` uses trunc(a/b), which is off by one
+  when a/b rounds up to an integer, as 1.0 % 0.1 does). Python's `%` on floats is built from
+  remf and selects, so its derivative follows from this one.
 * `atan2(y, x)` at (0, 0): nan (0/0), as JAX. `hypot(a, b)` at (0, 0): 0 for both.
 * `lgamma`, `tgamma`: digamma, evaluated by an IR helper function (`digamma_func`): reflection
   below 1/2, recurrence up to 10, then the asymptotic series (about 1e-15 relative).
@@ -184,9 +186,12 @@ def _divf(e, x, y):
     return [e.recip(x[1]), e.neg(e.div(y, x[1]))]
 
 
-@rule("arith.remf", [(), ("x0", "x1")])
+@rule("arith.remf", [(), ("x0", "x1", "y")])
 def _remf(e, x, y):
-    return [1.0, e.neg(e.op("math.trunc", e.div(x[0], x[1])))]
+    # the quotient fmod truncated is the integer (a - fmod(a, b)) / b; computing trunc(a / b)
+    # instead (JAX) is off by one when a / b rounds up to an integer (1.0 % 0.1)
+    q = e.op("math.roundeven", e.div(e.sub(x[0], y), x[1]))
+    return [1.0, e.neg(q)]
 
 
 def _select_jvp(e, x, y, dx):

@@ -287,6 +287,7 @@ CONVENTIONS = [
     ("math.powf", [0.0, 2.0], 0, 0.0),
     ("lldiff.hypot", [0.0, 0.0], 0, 0.0),
     ("arith.remf", [7.0, 2.0], 1, -3.0),
+    ("arith.remf", [1.0, 0.1], 1, -9.0),  # 1.0 / 0.1 rounds to 10, the quotient is 9
     ("math.copysign", [2.0, -1.0], 0, -1.0),
 ]
 
