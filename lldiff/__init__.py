@@ -13,8 +13,11 @@ __all__ = ["jit", "jvp", "jacfwd", "CompileError", "LLDiffError", "__version__"]
 def __getattr__(name):
     if name in ("jit",):
         from . import api
-        return getattr(api, name)
-    if name in ("jvp", "jacfwd"):
+        value = getattr(api, name)
+    elif name in ("jvp", "jacfwd"):
         from . import ad
-        return getattr(ad, name)
-    raise AttributeError(f"module 'lldiff' has no attribute {name!r}")
+        value = getattr(ad, name)
+    else:
+        raise AttributeError(f"module 'lldiff' has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip this hook
+    return value

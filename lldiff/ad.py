@@ -54,6 +54,20 @@ def jvp(f, primals, tangents):
     that argument); an int or bool argument's tangent must be None or 0.
     """
     d = _dispatcher(f, "jvp")
+    if type(primals) is tuple and type(tangents) is tuple:
+        plan = d._plans.get(tuple(map(type, primals + tangents)))
+        if plan is not None:
+            out = plan(primals, tangents)
+            if out is not _SLOW:
+                return out
+    return _jvp(d, primals, tangents)
+
+
+_SLOW = object()
+_SCALARS = (float, int, bool)
+
+
+def _jvp(d, primals, tangents):
     for what, v in (("primals", primals), ("tangents", tangents)):
         if not isinstance(v, (tuple, list)):
             raise TypeError(f"lldiff.jvp: {what} must be a tuple or list of arguments, "
@@ -79,12 +93,46 @@ def jvp(f, primals, tangents):
                                 f"differentiable; its tangent must be None or 0, got {dt!r}")
             mask.append(False)
     spec = d._derived(types, "jvp", mask)
-    out = spec.entry(*[_canonical(v) for _, v in values], *dx)
-    y, dys = _split(out, d._ir(types).func.result_types, 1)
-    dy = [None if t is None else t[0] for t in dys]
-    if not dys:
-        return y, None
-    return y, (dy[0] if len(dy) == 1 else tuple(dy))
+    finish = _jvp_finisher(d._ir(types).func.result_types)
+    if len(values) == len(primals) and all(type(v) in _SCALARS for v in primals):
+        _add_jvp_plan(d, primals, tangents, spec.entry, mask, finish)
+    return finish(spec.entry(*[_canonical(v) for _, v in values], *dx))
+
+
+def _jvp_finisher(result_types):
+    """native results (y..., dy per float y) -> (y, dy) shaped like f's result."""
+    n = len(result_types)
+    floats = [t.is_float for t in result_types]
+
+    def finish(out):
+        y, dys = _split(out, result_types, 1)
+        if n == 0:
+            return y, None
+        dy = [None if t is None else t[0] for t in dys]
+        return y, (dy[0] if n == 1 else tuple(dy))
+    if n == 1 and floats[0]:
+        return lambda out: out  # (y, dy) already
+    return finish
+
+
+def _add_jvp_plan(d, primals, tangents, entry, mask, finish):
+    """Cache the checks this call passed, keyed by argument types and which tangents are None,
+    so the next such call only converts tangents and calls the native code."""
+    active = [i for i, on in enumerate(mask) if on]
+    zeros = [i for i, t in enumerate(tangents) if t is not None and not mask[i]]
+
+    def plan(primals, tangents):
+        for i in zeros:
+            if tangents[i] != 0:
+                return _SLOW
+        dx = []
+        for i in active:
+            t = tangents[i]
+            if type(t) is not float and type(t) is not int:
+                return _SLOW
+            dx.append(float(t))
+        return finish(entry(*primals, *dx))
+    d._plans[tuple(map(type, tuple(primals) + tuple(tangents)))] = plan
 
 
 def jacfwd(f, argnums=0):

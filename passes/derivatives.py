@@ -156,6 +156,11 @@ def _subf(e, x, y):
     return [1.0, -1.0]
 
 
+@rule("math.fma", [("x1",), ("x0",), ()])
+def _fma(e, x, y):
+    return [x[1], x[0], 1.0]
+
+
 @rule("arith.negf", [()])
 def _negf(e, x, y):
     return [-1.0]

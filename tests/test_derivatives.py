@@ -63,7 +63,8 @@ def _operand_types(name):
     """Operand type lists the op's type rule accepts (from a small candidate set)."""
     if name == "arith.constant":
         return [[]]
-    cands = [[], [F64], [I64], [I1], [F64, F64], [I64, I64], [F64, I64], [I1, F64, F64]]
+    cands = [[], [F64], [I64], [I1], [F64, F64], [I64, I64], [F64, I64], [I1, F64, F64],
+             [F64, F64, F64]]
     out = []
     for c in cands:
         try:
@@ -157,6 +158,7 @@ ORACLES = {
     "arith.divf": (lambda a, b: a / b, [_u(-5, 5), _u(0.2, 5)]),
     "arith.remf": (mpmath.fmod, [_u(0.1, 9), _u(0.3, 2)]),
     "arith.negf": (lambda a: -a, [_u(-5, 5)]),
+    "math.fma": (lambda a, b, c: a * b + c, [_u(-5, 5), _u(-5, 5), _u(-5, 5)]),
     "math.sin": (mp.sin, [_u(-6, 6)]),
     "math.cos": (mp.cos, [_u(-6, 6)]),
     "math.tan": (mp.tan, [_u(-1.4, 1.4)]),

@@ -221,7 +221,7 @@ LOWER = {
     "math.powf": _intrinsic("llvm.pow"), "math.absf": _intrinsic("llvm.fabs"),
     "math.floor": _intrinsic("llvm.floor"), "math.ceil": _intrinsic("llvm.ceil"),
     "math.trunc": _intrinsic("llvm.trunc"), "math.roundeven": _intrinsic("llvm.roundeven"),
-    "math.copysign": _intrinsic("llvm.copysign"),
+    "math.copysign": _intrinsic("llvm.copysign"), "math.fma": _intrinsic("llvm.fma"),
     "math.tan": _libm("tan"), "math.asin": _libm("asin"), "math.acos": _libm("acos"),
     "math.atan": _libm("atan"), "math.atan2": _libm("atan2"), "math.sinh": _libm("sinh"),
     "math.cosh": _libm("cosh"), "math.tanh": _libm("tanh"), "math.asinh": _libm("asinh"),

@@ -257,6 +257,8 @@ opdef("math.absf", "unary", funary, lambda at, a: abs(a))
 opdef("math.atan2", "binary", fbin, _cfun("atan2", 2))
 opdef("math.powf", "binary", fbin, _cfun("pow", 2))
 opdef("math.copysign", "binary", fbin, lambda at, a, b: math.copysign(a, b))
+# a * b + c rounded once (the AD passes use it to combine partial products); MLIR's math.fma.
+opdef("math.fma", "ternary", fbin, _cfun("fma", 3))
 opdef("math.fpowi", "fpowi", _fpowi_rule, lambda at, a, n: _powi(a, n))
 opdef("math.ipowi", "binary", ibin, lambda at, a, b: _ipow(a, b))
 opdef("math.isnan", "unary_pred", _float_test, lambda at, a: a != a)

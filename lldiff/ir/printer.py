@@ -113,7 +113,7 @@ class _Printer:
             else:
                 text = f"{v} : {t}"
             self.emit(d, f"{lhs}arith.constant {text}")
-        elif syntax in ("binary", "unary", "unary_pred"):
+        elif syntax in ("binary", "unary", "unary_pred", "ternary"):
             self.emit(d, f"{lhs}{n} {self.vals(ops)} : {ops[0].type}")
         elif syntax == "cmp":
             self.emit(d, f"{lhs}{n} {a['pred']}, {self.vals(ops)} : {ops[0].type}")
