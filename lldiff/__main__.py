@@ -55,8 +55,28 @@ def demo(out=sys.stdout):
     python = min(timeit.repeat(lambda: poor_besselj(2, 0.5), number=n // 10, repeat=3)) / (n // 10)
     print(f"one call J_2(0.5): native {native * 1e9:.0f} ns, plain Python "
           f"{python * 1e9:.0f} ns ({python / native:.0f}x faster)", file=out)
+    print("\nforward mode: d/dz J_v(z) = lldiff.jvp(besselj, (v, z), (None, 1.0))[1]", file=out)
+    try:
+        from scipy.special import jvp as jv_prime
+    except ImportError:
+        jv_prime = None
+    h = 1e-6
+    head = f"{'v':>3} {'z':>6} {'lldiff jvp':>24} {'central FD (h=1e-6)':>24}"
+    print(head + (f" {'scipy.special.jvp':>24} {'abs. diff':>10}" if jv_prime else ""), file=out)
+    for v in (0, 1, 2, 5):
+        for z in (0.5, 2.0, 10.0):
+            _, dy = lldiff.jvp(besselj, (v, z), (None, 1.0))
+            fd = (besselj(v, z + h) - besselj(v, z - h)) / (2 * h)
+            line = f"{v:>3} {z:>6} {dy:>24.17g} {fd:>24.17g}"
+            if jv_prime is not None:
+                ref = float(jv_prime(v, z, 1))
+                line += f" {ref:>24.17g} {abs(dy - ref):>10.1e}"
+            print(line, file=out)
     print("\nIR of the specialization (v: int, z: float):", file=out)
     print(besselj.inspect("ir", 2, 0.5), file=out)
+    print("forward-mode IR (besselj.inspect('jvp', 2, 0.5)): tangents only for s and out",
+          file=out)
+    print(besselj.inspect("jvp", 2, 0.5), file=out)
     return value
 
 

@@ -382,6 +382,14 @@ def test_cli_demo():
     p = _run_cli("demo")
     assert p.returncode == 0, p.stderr
     assert "J_v" in p.stdout
+    # the forward-mode table: each row's lldiff derivative agrees with scipy's
+    rows = [line.split() for line in p.stdout.split("forward mode:")[1].split("IR of")[0]
+            .splitlines() if line.strip() and line.split()[0].isdigit()]
+    assert len(rows) == 12
+    for v, z, dy, fd, ref, diff in rows:
+        assert abs(float(dy) - float(ref)) <= 1e-12, (v, z, dy, ref)
+        assert abs(float(fd) - float(ref)) <= 1e-6
+    assert ".jvp.01(" in p.stdout
 
 
 # --- lazy imports -------------------------------------------------------------------------------
