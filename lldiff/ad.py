@@ -55,7 +55,7 @@ def jvp(f, primals, tangents):
     """
     d = _dispatcher(f, "jvp")
     if type(primals) is tuple and type(tangents) is tuple:
-        plan = d._plans.get(tuple(map(type, primals + tangents)))
+        plan = d._plans.get(tuple(map(type, primals + (None,) + tangents)))
         if plan is not None:
             out = plan(primals, tangents)
             if out is not _SLOW:
@@ -132,7 +132,8 @@ def _add_jvp_plan(d, primals, tangents, entry, mask, finish):
                 return _SLOW
             dx.append(float(t))
         return finish(entry(*primals, *dx))
-    d._plans[tuple(map(type, tuple(primals) + tuple(tangents)))] = plan
+    # None separates primal from tangent types: a planned primal is never None
+    d._plans[tuple(map(type, tuple(primals) + (None,) + tuple(tangents)))] = plan
 
 
 def jacfwd(f, argnums=0):

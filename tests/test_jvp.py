@@ -118,6 +118,13 @@ def test_jvp_rejects_nonzero_tangent_of_an_int_argument_naming_it():
         lldiff.jvp(poly_loop, (1.5, 4), (1.0, 1.0))
 
 
+def test_jvp_plan_cache_does_not_confuse_argument_splits():
+    f = lldiff.jit(scale_by_const)
+    assert lldiff.jvp(f, (2.0, 3.0), (1.0, None)) == (20.0, 10.0)
+    with pytest.raises(ValueError, match="1 primals but 3 tangents"):
+        lldiff.jvp(f, (2.0,), (3.0, 1.0, None))
+
+
 def test_jvp_rejects_non_tuple_primals_and_length_mismatch():
     with pytest.raises(TypeError, match="primals must be a tuple"):
         lldiff.jvp(poly_loop, 1.5, (1.0,))
