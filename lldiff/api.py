@@ -220,13 +220,16 @@ class Dispatcher:
             if d is not None:
                 return d
             from .ir import Module, verify
-            from .passes import jvp_func, run_pipeline
+            from .passes import jvp_func, run_pipeline, vjp_func
             primal = self._ir(types)
             t0 = time.perf_counter()
             module = Module(list(primal.module))
-            if kind != "jvp":
+            if kind == "jvp":
+                name = jvp_func(module, primal.symbol, mask, width)
+            elif kind == "vjp" and width == 1:  # internal until issue 4 is done
+                name = vjp_func(module, primal.symbol, mask)
+            else:
                 raise ValueError(f"unknown derivative kind {kind!r}")
-            name = jvp_func(module, primal.symbol, mask, width)
             if self.verify:
                 verify(module)
             run_pipeline(module, "canonicalize", verify=self.verify)
