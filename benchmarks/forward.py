@@ -33,18 +33,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
-from primal import _cpu_model, _loadavg  # noqa: E402
-
-
-def besselj(v, z):
-    k = 0
-    s = (z / 2) ** v / math.factorial(v)
-    out = s
-    while abs(s) > 2.220446049250313e-16:
-        k += 1
-        s *= -1 / k / (k + v) * (z / 2) ** 2
-        out += s
-    return out
+from primal import _cpu_model, _loadavg, besselj  # noqa: E402
 
 
 def bessel_sum(v, n, zmax):

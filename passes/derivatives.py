@@ -43,7 +43,7 @@ import math
 from lldiff.ir import F64, I1, I64, Block, Builder, Func, Op, OPS, Region
 
 __all__ = ["RULES", "INACTIVE", "PIECEWISE_CONSTANT", "STRUCTURAL", "Rule", "Emit",
-           "classify", "digamma_func"]
+           "classify", "digamma_func", "helper_func"]
 
 STRUCTURAL = frozenset({"scf.if", "scf.for", "scf.while", "scf.yield", "scf.condition",
                         "func.return", "func.call"})
@@ -420,3 +420,11 @@ def digamma_func(name, ftype=F64):
 
 
 HELPERS = {"digamma": digamma_func}
+
+
+def helper_func(module, name, ftype):
+    """The name of helper `name` for `ftype` in `module`, adding its function on first use."""
+    hname = f"lldiff.{name}.{ftype}"
+    if hname not in module.funcs:
+        module.add(HELPERS[name](hname, ftype))
+    return hname

@@ -29,7 +29,7 @@ import sys
 from lldiff.ir import Block, Builder, Func, Op, Region
 
 from .activity import analyze
-from .derivatives import HELPERS, RULES, Emit, classify
+from .derivatives import RULES, Emit, classify, helper_func
 
 __all__ = ["jvp_func", "jvp_name"]
 
@@ -100,10 +100,7 @@ class _Forward:
         return [b.const(0.0, v.type)] * self.W
 
     def helper(self, name, ftype):
-        hname = f"lldiff.{name}.{ftype}"
-        if hname not in self.module.funcs:
-            self.module.add(HELPERS[name](hname, ftype))
-        return hname
+        return helper_func(self.module, name, ftype)
 
     def block(self, src, dst, finish):
         for op in src.ops:

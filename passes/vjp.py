@@ -24,7 +24,7 @@ IR -> IR only.
 from lldiff.ir import I1, Builder, Func, Op, Region
 
 from .activity import analyze
-from .derivatives import HELPERS, RULES, Emit, classify
+from .derivatives import RULES, Emit, classify, helper_func
 
 __all__ = ["vjp_func", "vjp_name"]
 
@@ -276,10 +276,7 @@ class _Reverse:
             self.add(adj, v, bar, b)
 
     def helper(self, name, ftype):
-        hname = f"lldiff.{name}.{ftype}"
-        if hname not in self.module.funcs:
-            self.module.add(HELPERS[name](hname, ftype))
-        return hname
+        return helper_func(self.module, name, ftype)
 
 
 def _dummy(b, t):
