@@ -236,8 +236,6 @@ class Dispatcher:
             d = _Specialization(types, name)
             d.func = module[name]
             d.module = module
-            d.callees = tuple(f for f in module if f.name not in primal.module.funcs
-                              and f is not d.func)
             d.compile_time = time.perf_counter() - t0
             self._derivs[key] = d
             return d
