@@ -49,7 +49,7 @@ def jit(fn=None, *, opt=None, verify=None):
 
 class _Specialization:
     __slots__ = ("types", "symbol", "func", "callees", "module", "library", "entry",
-                 "compile_time", "llvm_text")
+                 "compile_time", "llvm_text", "before_tape")
 
     def __init__(self, types, symbol):
         self.types = types
@@ -61,6 +61,7 @@ class _Specialization:
         self.entry = None
         self.compile_time = 0.0
         self.llvm_text = None
+        self.before_tape = None  # vjp: the IR text with abstract ad.push/ad.pop
 
 
 class Dispatcher:
@@ -234,6 +235,10 @@ class Dispatcher:
                 verify(module)
             run_pipeline(module, "canonicalize", verify=self.verify)
             d = _Specialization(types, name)
+            if kind == "vjp":
+                from .ir import print_func
+                d.before_tape = print_func(module[name])
+                run_pipeline(module, "tape", verify=self.verify)
             d.func = module[name]
             d.module = module
             d.compile_time = time.perf_counter() - t0

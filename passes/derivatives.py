@@ -46,7 +46,10 @@ __all__ = ["RULES", "INACTIVE", "PIECEWISE_CONSTANT", "STRUCTURAL", "Rule", "Emi
            "classify", "digamma_func", "helper_func"]
 
 STRUCTURAL = frozenset({"scf.if", "scf.for", "scf.while", "scf.yield", "scf.condition",
-                        "func.return", "func.call"})
+                        "func.return", "func.call",
+                        # reverse-mode tape ops: only in derived functions, never differentiated
+                        "ad.push", "ad.pop", "ad.tape", "ad.tape.push", "ad.tape.pop",
+                        "ad.tape.free"})
 
 INACTIVE = frozenset({
     "arith.constant", "arith.addi", "arith.subi", "arith.muli", "arith.floordivsi",

@@ -12,10 +12,11 @@ import time
 from lldiff.ir import print_module, verify as verify_ir
 
 from .canonicalize import canonicalize
+from .tape import materialize_tapes
 
 __all__ = ["PASSES", "run_pipeline"]
 
-PASSES = {"canonicalize": canonicalize}
+PASSES = {"canonicalize": canonicalize, "tape": materialize_tapes}
 
 
 def run_pipeline(module, pipeline, verify=False, timings=None):

@@ -3,9 +3,9 @@
 IR -> IR only; imports `lldiff.ir` and nothing else.
 """
 
-from lldiff.ir import Op
+from lldiff.ir import I64, Block, Op, Region
 
-__all__ = ["use_counts", "substitute", "all_blocks", "make_const"]
+__all__ = ["use_counts", "substitute", "all_blocks", "make_const", "clone_op", "trip_count"]
 
 
 def all_blocks(root):
@@ -47,3 +47,34 @@ def substitute(func, mapping):
 def make_const(value, type, loc=None):
     op = Op("arith.constant", [], [type], {"value": value, "type": type}, loc=loc)
     return op
+
+
+def clone_op(op, vmap):
+    """A deep copy of `op` (regions included) with operands looked up in `vmap` (values
+    defined outside `op` that are missing from it stay as they are); records its results and
+    everything defined inside it in `vmap`."""
+    regions = []
+    for region in op.regions:
+        blocks = []
+        for block in region.blocks:
+            nb = Block([a.type for a in block.args], [a.hint for a in block.args])
+            vmap.update(zip(block.args, nb.args))
+            for inner in block.ops:
+                nb.append(clone_op(inner, vmap))
+            blocks.append(nb)
+        regions.append(Region(blocks))
+    new = Op(op.name, [vmap.get(v, v) for v in op.operands], [r.type for r in op.results],
+             op.attrs, regions, loc=op.loc)
+    for r, nr in zip(op.results, new.results):
+        nr.hint = r.hint
+        vmap[r] = nr
+    return new
+
+
+def trip_count(b, lb, ub, step):
+    """max(0, ceil((ub - lb) / step)) for step > 0: how often `scf.for` runs its body."""
+    span = b.value("arith.subi", ub, lb)
+    n = b.value("arith.floordivsi", b.value("arith.addi", span,
+                                            b.value("arith.subi", step, b.const(1, I64))), step)
+    zero = b.const(0, I64)
+    return b.value("arith.select", b.value("arith.cmpi", n, zero, pred="sgt"), n, zero, hint="n")

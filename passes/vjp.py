@@ -1,30 +1,45 @@
 """Reverse mode: `f(x) -> y` becomes `f.vjp(x, ybar) -> (y, xbar)`, at the instruction level.
 
-Work in progress (issue 4): straight-line code and `scf.if` are differentiated; loops and calls
-with active operands raise `NotImplementedError` until the tape (`ad.push`/`ad.pop`, tape.py)
-and the cached-value analysis (cache.py) land. The public API does not expose it yet.
-
-The function is an augmented forward sweep followed by the reverse sweep in the same body:
+Calls are inlined first (passes/inline.py). The function is then an augmented forward sweep
+followed by the reverse sweep in the same body:
 
 * Forward sweep: a clone of the primal. An `scf.if` whose branches hold values the reverse
-  sweep reads (the `reads` of derivatives.py for each active op, and the conditions of nested
-  ifs) gets extra results that yield them out (a dummy 0/false from the other branch), so the
-  reverse sweep finds them at the top level: SSA's way of recording what a branch computed.
-* Reverse sweep: ops in reverse order; each active op with an adjoint adds partial × adjoint
+  sweep reads (the `reads` of derivatives.py for each active op, conditions of nested ifs,
+  bounds of nested loops) gets extra results that yield them out (a dummy 0/false from the
+  other branch): SSA's way of recording what a branch computed. An active loop gets a tape:
+  at the end of each iteration it pushes (`ad.push`) the values the cached-value analysis
+  (cache.py) chose; an `scf.while` also counts its iterations in an extra carried value.
+* Reverse sweep: ops in reverse order; each active op with an adjoint adds partial x adjoint
   to its active operands' adjoints (fused multiply-add once an adjoint exists), or uses the
   rule's specialised `vjp`. An `scf.if` becomes an `scf.if` on the same condition whose
-  branches run their ops' reverse and yield the adjoints of the outer values they touch.
+  branches run their ops' reverse and yield the adjoints of the outer values they touch. A
+  loop becomes an `scf.for` over its trip count (recomputed for `scf.for`, counted for
+  `scf.while`), run backwards: iteration t rebuilds its induction variable and affine
+  counters from t, pops (`ad.pop`) what was cached, recomputes the rest, and carries the
+  adjoints of the loop-carried values and of the outer values the body reads.
 
-Signature of `f.vjp.<mask>`: the primal arguments, then one adjoint seed per float result;
-results: the primal results, then the adjoint of each argument whose mask bit is set.
+`break`, `continue` and early `return` need nothing special: the frontend has already turned
+them into `scf.while` loops with flags, and the flags' branches are taken again as recorded.
 
-IR -> IR only.
+passes/tape.py then gives the abstract `ad.push`/`ad.pop` pairs memory. Signature of
+`f.vjp.<mask>`: the primal arguments, then one adjoint seed per float result; results: the
+primal results, then the adjoint of each argument whose mask bit is set.
+`LLDIFF_EXPLAIN=cache` prints each loop's decisions. IR -> IR only.
 """
 
-from lldiff.ir import I1, Builder, Func, Op, Region
+import itertools
+import os
+import sys
 
+from lldiff.ir import I1, I64, Builder, Func, Op, Region, Value
+from lldiff.ir import print_func
+from lldiff.ir.printer import Namer
+
+from . import cache
 from .activity import analyze
 from .derivatives import RULES, Emit, classify, helper_func
+from .inline import inline_calls
+from .rewrite import trip_count
 
 __all__ = ["vjp_func", "vjp_name"]
 
@@ -39,22 +54,33 @@ def vjp_func(module, name, active_args):
     active_args = tuple(bool(a) and t.is_float for a, t in zip(active_args, func.arg_types))
     new_name = vjp_name(name, active_args)
     if new_name not in module.funcs:
+        func = inline_calls(module, func)
         act = analyze(module, func, active_args)
-        module.add(_Reverse(module, func, act).build(new_name))
+        rev = _Reverse(module, func, act)
+        module.add(rev.build(new_name))
+        if os.environ.get("LLDIFF_EXPLAIN", "") in ("cache", "all"):
+            sys.stderr.write(rev.explain())
     return new_name
 
 
-def _defined_in(region):
-    out = set()
-    for block in region.blocks:
-        out.update(block.args)
-        for op in block.ops:
-            for inner in op.walk():
-                out.update(inner.results)
-                for r in inner.regions:
-                    for blk in r.blocks:
-                        out.update(blk.args)
-    return out
+_LOOPS = ("scf.for", "scf.while")
+
+
+class _LoopInfo:
+    __slots__ = ("tape", "plan", "affine")
+
+    def __init__(self, tape, plan, affine):
+        self.tape = tape
+        self.plan = plan
+        self.affine = affine  # carry index -> (init value, step value)
+
+
+def _loop_parts(op):
+    """(body block, carried block args, init operands) of a loop."""
+    if op.name == "scf.for":
+        body = op.regions[0].block
+        return body, body.args[1:], op.operands[3:]
+    return op.regions[1].block, op.regions[1].block.args, op.operands
 
 
 class _Reverse:
@@ -63,6 +89,11 @@ class _Reverse:
         self.func = func
         self.act = act
         self.vmap = {}
+        self.counts = {}     # scf.while -> a Value standing for its trip count
+        self.loops = {}      # loop op -> _LoopInfo
+        self.tapes = itertools.count()
+        self._needs = {}
+        self._inside = {}
 
     def build(self, new_name):
         f = self.func
@@ -93,16 +124,105 @@ class _Reverse:
         b.insert(Op("func.return", outs, [], loc=ret.loc))
         return nf
 
+    # --- what the reverse sweep reads ------------------------------------------------------
+
+    def count(self, op):
+        v = self.counts.get(op)
+        if v is None:
+            v = self.counts[op] = Value(I64, "n")
+        return v
+
+    def inside(self, op):
+        """Everything defined in `op`'s regions (and the trip counts of whiles inside it)."""
+        got = self._inside.get(op)
+        if got is None:
+            got = set()
+            for inner in op.walk():
+                if inner is not op:
+                    got.update(inner.results)
+                    if inner.name == "scf.while":
+                        got.add(self.count(inner))
+                for r in inner.regions:
+                    for blk in r.blocks:
+                        got.update(blk.args)
+            self._inside[op] = got
+        return got
+
+    def region_active(self, op):
+        return any(self.act.active(v) for inner in op.walk() for v in inner.results) or \
+            any(self.act.active(v) for r in op.regions for blk in r.blocks
+                for v in list(blk.args) + list(blk.terminator.operands))
+
+    def needs(self, op):
+        """Values the reverse of `op` reads; for a region op, those defined outside its loops
+        (values defined inside an `scf.if` are yielded out of it by the forward sweep)."""
+        got = self._needs.get(op)
+        if got is not None:
+            return got
+        n = op.name
+        out = []
+        if n in _LOOPS and self.region_active(op):
+            out += op.operands[:3] if n == "scf.for" else [self.count(op)]
+            inner = self.inside(op)
+            for init, step in self.affine(op).values():
+                out += [init] if step in inner else [init, step]
+            for region in op.regions:
+                for top in region.block.ops:
+                    out += [v for v in self.needs(top) if v not in inner]
+        elif n == "scf.if" and self.region_active(op):
+            out.append(op.operands[0])
+            for region in op.regions:
+                for top in region.block.ops if region.blocks else ():
+                    out += self.needs(top)
+        elif classify(n) == "rule" and any(self.act.active(r) for r in op.results):
+            rule = RULES[n]
+            names = set()
+            for i, v in enumerate(op.operands):
+                if rule.has_partial(i) and self.act.active(v):
+                    names |= rule.reads[i]
+            out += [op.operands[int(k[1:])] for k in sorted(names) if k.startswith("x")]
+            if "y" in names:
+                out.append(op.result)
+        got = self._needs[op] = list(dict.fromkeys(out))
+        return got
+
+    def affine(self, op):
+        """Integer carries advanced by a loop-invariant step every iteration: carry index ->
+        (init, step). The reverse sweep rebuilds them as init + t * step."""
+        body, carries, inits = _loop_parts(op)
+        y = body.terminator
+        out = {}
+        for i, a in enumerate(carries):
+            if a.type is not I64:
+                continue
+            if op.name == "scf.while":
+                before = op.regions[0].block
+                if before.terminator.operands[1 + i] is not before.args[i]:
+                    continue
+            v = y.operands[i]
+            d = getattr(v, "op", None)
+            if d is None or d.name != "arith.addi" or d.parent is not body:
+                continue
+            x, c = d.operands
+            if c is a:
+                x, c = c, x
+            if x is not a:
+                continue
+            cop = getattr(c, "op", None)
+            invariant = c not in self.inside(op) or (cop is not None and
+                                                     cop.name == "arith.constant")
+            if invariant:
+                out[i] = (inits[i], c)
+        return out
+
     # --- forward sweep ---------------------------------------------------------------------
 
     def forward(self, op, b):
         n = op.name
-        if n in ("scf.for", "scf.while"):
-            if any(self.act.active(r) or r in self.act.varied for r in op.results) or \
-                    any(self.act.active(v) for inner in op.walk() for v in inner.results):
-                raise NotImplementedError(f"reverse mode through {n} is not implemented yet")
+        if n in _LOOPS and self.region_active(op):
+            return self.forward_loop(op, b)
         if n == "func.call" and any(self.act.active(r) for r in op.results):
-            raise NotImplementedError("reverse mode through calls is not implemented yet")
+            raise AssertionError("calls are inlined before reverse mode")
         if n == "scf.if":
             return self.forward_if(op, b)
         new = Op(n, [self.vmap[v] for v in op.operands], [r.type for r in op.results],
@@ -112,12 +232,13 @@ class _Reverse:
             nr.hint = r.hint
             self.vmap[r] = nr
 
-    def clone_region(self, region):
-        """A plain clone (no extra yields) of an inactive region."""
+    def clone_region(self, region, extra_args=()):
+        """A clone of `region` through `forward` (active ops inside keep their own tapes)."""
         nr = Region([])
         for block in region.blocks:
-            nb_region, nb = Builder().block_region([a.type for a in block.args],
-                                                   [a.hint for a in block.args])
+            nb_region, nb = Builder().block_region(
+                [a.type for a in block.args] + [t for t, _ in extra_args],
+                [a.hint for a in block.args] + [h for _, h in extra_args])
             for a, na in zip(block.args, nb.args):
                 self.vmap[a] = na
             for op in block.ops:
@@ -126,40 +247,21 @@ class _Reverse:
             nb.parent = nr
         return nr
 
-    def needed(self, region):
-        """Values defined inside `region` that the reverse sweep of its ops reads."""
-        inside = _defined_in(region)
-        out = []
-        for block in region.blocks:
-            for top in block.ops:
-                for op in top.walk():
-                    for v in self._reads(op):
-                        if v in inside and v not in out:
-                            out.append(v)
-        return out
-
-    def _reads(self, op):
-        if op.name == "scf.if" and self._if_active(op):
-            return [op.operands[0]]
-        if classify(op.name) != "rule" or not any(self.act.active(r) for r in op.results):
-            return []
-        rule = RULES[op.name]
-        names = set()  # all partials are emitted together, so all of their reads
-        for i, v in enumerate(op.operands):
-            if rule.has_partial(i):
-                names |= rule.reads[i]
-        vals = [op.operands[int(k[1:])] for k in sorted(names) if k.startswith("x")]
-        if "y" in names:
-            vals.append(op.result)
-        return vals
-
-    def _if_active(self, op):
-        return any(self.act.active(v) for inner in op.walk() for v in inner.results) or \
-            any(self.act.active(v) for r in op.regions for blk in r.blocks
-                for v in blk.terminator.operands)
-
     def forward_if(self, op, b):
-        need = [self.needed(r) if r.blocks else [] for r in op.regions]
+        need = []
+        for region in op.regions:
+            if not region.blocks:
+                need.append([])
+                continue
+            inner = set()
+            for top in region.block.ops:
+                inner.update(top.results)
+                if top.regions:
+                    inner |= self.inside(top)
+                if top.name == "scf.while":
+                    inner.add(self.count(top))
+            vals = [v for top in region.block.ops for v in self.needs(top) if v in inner]
+            need.append(list(dict.fromkeys(vals)))
         regions = []
         for k, region in enumerate(op.regions):
             if not region.blocks:
@@ -192,7 +294,86 @@ class _Reverse:
         rest = iter(new.results[len(op.results):])
         for vals in need:
             for v in vals:
-                self.vmap[v] = next(rest)  # the reverse sweep reads it here
+                nv = next(rest)
+                nv.hint = v.hint
+                self.vmap[v] = nv  # the reverse sweep reads it here
+
+    def forward_loop(self, op, b):
+        body, carries, inits = _loop_parts(op)
+        if op.name == "scf.while":
+            before = op.regions[0].block
+            if before.terminator.operands[1:] != before.args or any(
+                    self.act.active(v) for inner in before.ops for v in inner.results):
+                raise NotImplementedError("reverse mode through an scf.while whose condition "
+                                          "region computes active values")
+        affine = self.affine(op)
+        inner = self.inside(op)
+        needed = [v for top in body.ops for v in self.needs(top) if v in inner]
+        free = {carries[i] for i in affine}
+        if op.name == "scf.for":
+            free.add(body.args[0])
+        plan = cache.plan(body, list(dict.fromkeys(needed)), free)
+        tape = next(self.tapes)
+        self.loops[op] = _LoopInfo(tape, plan, affine)
+
+        def push_cached(nb):
+            pb = Builder(nb, op.loc)
+            for v in plan.cached:
+                pb.create("ad.push", [self.vmap[v]], {"tape": tape}, result_types=[])
+
+        attrs = dict(op.attrs, tape=tape)
+        if op.name == "scf.for":
+            region = self.clone_body(body, push_cached)
+            new = Op("scf.for", [self.vmap[v] for v in op.operands],
+                     [r.type for r in op.results], attrs, [region], loc=op.loc)
+            b.insert(new)
+        else:
+            # an extra carried counter: the number of times the body ran
+            before = op.regions[0].block
+            bregion, bb = Builder().block_region([a.type for a in before.args] + [I64],
+                                                 [a.hint for a in before.args] + ["n"])
+            for a, na in zip(before.args, bb.args):
+                self.vmap[a] = na
+            for inner_op in before.ops[:-1]:
+                self.forward(inner_op, Builder(bb, inner_op.loc))
+            c = before.terminator
+            Builder(bb, c.loc).insert(Op("scf.condition", [self.vmap[c.operands[0]]] +
+                                         list(bb.args), [], loc=c.loc))
+            aregion, ab = Builder().block_region([a.type for a in body.args] + [I64],
+                                                 [a.hint for a in body.args] + ["n"])
+            for a, na in zip(body.args, ab.args):
+                self.vmap[a] = na
+            for inner_op in body.ops[:-1]:
+                self.forward(inner_op, Builder(ab, inner_op.loc))
+            push_cached(ab)
+            yb = Builder(ab, op.loc)
+            cnt = yb.value("arith.addi", ab.args[-1], yb.const(1, I64), hint="n")
+            y = body.terminator
+            yb.insert(Op("scf.yield", [self.vmap[v] for v in y.operands] + [cnt], [],
+                         loc=y.loc))
+            zero = b.const(0, I64)
+            new = Op("scf.while", [self.vmap[v] for v in op.operands] + [zero],
+                     [r.type for r in op.results] + [I64], attrs, [bregion, aregion],
+                     loc=op.loc)
+            b.insert(new)
+            new.results[-1].hint = "n"
+            self.vmap[self.count(op)] = new.results[-1]
+        for r, nr in zip(op.results, new.results):
+            nr.hint = r.hint
+            self.vmap[r] = nr
+
+    def clone_body(self, body, finish):
+        region, nb = Builder().block_region([a.type for a in body.args],
+                                            [a.hint for a in body.args])
+        for a, na in zip(body.args, nb.args):
+            self.vmap[a] = na
+        for inner_op in body.ops[:-1]:
+            self.forward(inner_op, Builder(nb, inner_op.loc))
+        finish(nb)
+        y = body.terminator
+        Builder(nb, y.loc).insert(Op("scf.yield", [self.vmap[v] for v in y.operands], [],
+                                     loc=y.loc))
+        return region
 
     # --- reverse sweep ---------------------------------------------------------------------
 
@@ -215,6 +396,10 @@ class _Reverse:
             if op.name == "scf.if":
                 self.reverse_if(op, adj, b)
                 continue
+            if op.name in _LOOPS:
+                if op in self.loops:
+                    self.reverse_loop(op, adj, b)
+                continue
             if classify(op.name) != "rule":
                 continue
             r = op.results[0]
@@ -224,8 +409,8 @@ class _Reverse:
             need = [rule.has_partial(i) and self.act.active(v) for i, v in enumerate(op.operands)]
             if not any(need):
                 continue
-            x = [self.vmap[v] for v in op.operands]
-            y = self.vmap[r]
+            x = [self.vmap.get(v) for v in op.operands]
+            y = self.vmap.get(r)
             ybar = adj[r]
             e = Emit(b, r.type, lambda h: self.helper(h, r.type))
             if rule.vjp is not None:
@@ -239,18 +424,23 @@ class _Reverse:
                     if on and p is not None:
                         self.add(adj, v, ybar, b, partial=p)
 
+    def adjoint_targets(self, op):
+        """Active values defined outside `op` that its reverse adds adjoints to, in order."""
+        inner = self.inside(op)
+        out = {}
+        for o in op.walk():
+            if o is op:
+                continue
+            if o.name == "scf.yield" or o.name in _LOOPS or classify(o.name) == "rule" and \
+                    any(self.act.active(r) for r in o.results):
+                for v in o.operands:
+                    if v not in inner and self.act.active(v):
+                        out[v] = None
+        return list(out)
+
     def reverse_if(self, op, adj, b):
         seeds = [(i, r) for i, r in enumerate(op.results) if r in adj]
-        inside = [_defined_in(r) for r in op.regions]
-        outer = []
-        for k, region in enumerate(op.regions):
-            if not region.blocks:
-                continue
-            for top in region.block.ops:
-                for inner in top.walk():
-                    for v in inner.operands:
-                        if self.act.active(v) and v not in inside[k] and v not in outer:
-                            outer.append(v)
+        outer = self.adjoint_targets(op)
         if not seeds or not outer:
             return
         regions = []
@@ -275,8 +465,99 @@ class _Reverse:
         for v, bar in zip(outer, rev.results):
             self.add(adj, v, bar, b)
 
+    def reverse_loop(self, op, adj, b):
+        info = self.loops[op]
+        body, carries, inits = _loop_parts(op)
+        idx = [i for i, a in enumerate(carries) if a.type.is_float and
+               (self.act.active(a) or self.act.active(op.results[i]))]
+        if not any(op.results[i] in adj for i in idx):
+            return  # no adjoint reaches the loop: its tape is left as it is and freed
+        outer = self.adjoint_targets(op)
+        if op.name == "scf.for":
+            n = trip_count(b, *(self.vmap[v] for v in op.operands[:3]))
+        else:
+            n = self.vmap[self.count(op)]
+        init_bars = [adj[op.results[i]] if op.results[i] in adj else
+                     b.const(0.0, carries[i].type) for i in idx]
+        init_accs = [adj[v] if v in adj else b.const(0.0, v.type) for v in outer]
+        types = [I64] + [carries[i].type for i in idx] + [v.type for v in outer]
+        region, rb = Builder().block_region(types, ["j"] + [carries[i].hint for i in idx] +
+                                            [v.hint for v in outer])
+        j, rest = rb.args[0], rb.args[1:]
+        bars, accs = rest[:len(idx)], rest[len(idx):]
+        for a in bars:
+            a.hint = "bar" if not a.hint else a.hint.lstrip(".") + "_bar"
+        for a in accs:
+            a.hint = "acc" if not a.hint else a.hint.lstrip(".") + "_bar"
+        bb = Builder(rb, op.loc)
+        one = bb.const(1, I64)
+        t = bb.value("arith.subi", bb.value("arith.subi", n, one), j, hint="t")
+        saved = dict(self.vmap)
+        if op.name == "scf.for":
+            lb, _, step = (self.vmap[v] for v in op.operands[:3])
+            self.vmap[body.args[0]] = bb.value("arith.addi", lb,
+                                               bb.value("arith.muli", t, step), hint=body.args[0].hint)
+        for i, (init, step) in info.affine.items():
+            sv = self.vmap.get(step)
+            if step in self.inside(op):  # a constant inside the body
+                sv = bb.const(step.op.attrs["value"], I64)
+            self.vmap[carries[i]] = bb.value("arith.addi", self.vmap[init],
+                                             bb.value("arith.muli", t, sv), hint=carries[i].hint)
+        for v in reversed(info.plan.cached):
+            self.vmap[v] = bb.create("ad.pop", [], {"tape": info.tape, "type": v.type},
+                                     result_types=[v.type], hint=v.hint).result
+        for rop in info.plan.recompute:
+            new = bb.create(rop.name, [self.vmap[v] for v in rop.operands], rop.attrs,
+                            result_types=[r.type for r in rop.results])
+            for r, nr in zip(rop.results, new.results):
+                nr.hint = r.hint
+                self.vmap[r] = nr
+        local = dict(zip(outer, accs))
+        y = body.terminator
+        for k, i in enumerate(idx):
+            if self.act.active(y.operands[i]):
+                self.add(local, y.operands[i], bars[k], bb)
+        self.reverse_ops(body.ops[:-1], local, rb)
+        yb = Builder(rb, op.loc)
+        outs = [local[carries[i]] if carries[i] in local else yb.const(0.0, carries[i].type)
+                for i in idx] + [local[v] for v in outer]
+        yb.insert(Op("scf.yield", outs, [], loc=op.loc))
+        self.vmap = saved
+        rev = Op("scf.for", [b.const(0, I64), n, b.const(1, I64)] + init_bars + init_accs,
+                 types[1:], {}, [region], loc=op.loc)
+        b.insert(rev)
+        for k, i in enumerate(idx):
+            rev.results[k].hint = "bar"
+            if self.act.active(inits[i]):
+                self.add(adj, inits[i], rev.results[k], b)
+        for v, r in zip(outer, rev.results[len(idx):]):
+            r.hint = v.hint
+            adj[v] = r
+
     def helper(self, name, ftype):
         return helper_func(self.module, name, ftype)
+
+    # --- explanation -----------------------------------------------------------------------
+
+    def explain(self):
+        """One paragraph per loop: what its tape holds, what is recomputed or rebuilt."""
+        namer = Namer()
+        lines = [print_func(self.func, namer).rstrip(),
+                 f"// cached-value analysis of @{self.func.name}"]
+        for op, info in self.loops.items():
+            p = info.plan
+            where = f" at {op.loc}" if op.loc else ""
+            lines.append(f"{op.name}{where} (tape {info.tape}): "
+                         f"{p.bytes_per_iteration} bytes per iteration")
+            for v in p.needed:
+                lines.append(f"  {namer(v)}: {v.type} {p.why[v]}")
+            for v in p.free:
+                if p.why.get(v) != "free":
+                    lines.append(f"  {namer(v)}: {v.type} free (rebuilt from the iteration)")
+            if p.recompute:
+                names = ", ".join(namer(r) for rop in p.recompute for r in rop.results)
+                lines.append(f"  recomputed in the reverse sweep: {names}")
+        return "\n".join(lines) + "\n"
 
 
 def _dummy(b, t):

@@ -12,13 +12,19 @@ or know about derivatives.
 
 from llvmlite import ir as L
 
-from ..ir import F32, F64, I1, I64
+from ..ir import F32, F64, I1, I64, TAPE
 
 __all__ = ["emit_module", "LOWER", "llvm_type", "ErrorTable"]
 
-_T = {F64: L.DoubleType(), F32: L.FloatType(), I64: L.IntType(64), I1: L.IntType(1)}
 I32 = L.IntType(32)
 PTR = L.IntType(8).as_pointer()
+# A reverse-mode tape: {base, size in bytes, capacity in bytes, the inline buffer}. It lives in
+# the function's stack frame with an inline buffer of TAPE_INLINE_BYTES; `lldiff.tape.reserve`
+# moves it to the heap (malloc, then realloc doubling) when it outgrows that.
+TAPE_STRUCT = L.LiteralStructType([PTR, L.IntType(64), L.IntType(64), PTR])
+TAPE_INLINE_BYTES = 4096
+_T = {F64: L.DoubleType(), F32: L.FloatType(), I64: L.IntType(64), I1: L.IntType(1),
+      TAPE: TAPE_STRUCT.as_pointer()}
 
 
 def llvm_type(t):
@@ -232,9 +238,73 @@ LOWER = {
     "math.isnan": _isnan, "math.isinf": _isinf, "math.isfinite": _isfinite,
     "math.fpowi": _fpowi, "math.ipowi": _ipowi, "lldiff.factorial": _factorial,
 }
-# Handled by _FuncEmitter itself: control flow, calls, returns and raise_if.
+# Handled by _FuncEmitter itself: control flow, calls, returns, raise_if and tapes (ad.push
+# and ad.pop must have been materialized by passes/tape.py before codegen).
 STRUCTURAL = {"scf.if", "scf.for", "scf.while", "scf.yield", "scf.condition", "func.return",
-              "func.call", "lldiff.raise_if"}
+              "func.call", "lldiff.raise_if", "ad.tape", "ad.tape.push", "ad.tape.pop",
+              "ad.tape.free"}
+
+
+def _build_reserve(lm, name):
+    """i32 reserve(tape*, i64 need): make capacity >= need; 0 = ok, 1 = out of memory."""
+    i64 = L.IntType(64)
+    fn = L.Function(lm, L.FunctionType(I32, [TAPE_STRUCT.as_pointer(), i64]), name=name)
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    fn.attributes.add("cold")
+    t, need = fn.args
+    malloc = lm.globals.get("malloc") or L.Function(lm, L.FunctionType(PTR, [i64]), "malloc")
+    realloc = lm.globals.get("realloc") or L.Function(
+        lm, L.FunctionType(PTR, [PTR, i64]), "realloc")
+    memcpy = lm.declare_intrinsic("llvm.memcpy", [PTR, PTR, i64])
+    entry, grow, fresh, again, done, fail = (fn.append_basic_block(s) for s in (
+        "entry", "grow", "fresh", "again", "done", "fail"))
+    bd = L.IRBuilder(entry)
+    zero32 = L.Constant(I32, 0)
+
+    def field(i):
+        return bd.gep(t, [zero32, L.Constant(I32, i)], inbounds=True)
+
+    cap = bd.load(field(2))
+    bd.cbranch(bd.icmp_unsigned("<=", need, cap), done, grow)
+    bd.position_at_end(grow)
+    dbl = bd.shl(cap, L.Constant(i64, 1))
+    newcap = bd.select(bd.icmp_unsigned(">", dbl, need), dbl, need)
+    base = bd.load(field(0))
+    inline = bd.load(field(3))
+    bd.cbranch(bd.icmp_unsigned("==", base, inline), fresh, again)
+    bd.position_at_end(fresh)
+    p1 = bd.call(malloc, [newcap])
+    ok1 = bd.block
+    bd.position_at_end(again)
+    p2 = bd.call(realloc, [base, newcap])
+    ok2 = bd.block
+    merge = fn.append_basic_block("merge")
+    bd.position_at_end(ok1)
+    bd.branch(merge)
+    bd.position_at_end(ok2)
+    bd.branch(merge)
+    bd.position_at_end(merge)
+    p = bd.phi(PTR)
+    p.add_incoming(p1, ok1)
+    p.add_incoming(p2, ok2)
+    copy = fn.append_basic_block("copy")
+    store = fn.append_basic_block("store")
+    bd.cbranch(bd.icmp_unsigned("==", p, L.Constant(PTR, None)), fail, copy)
+    bd.position_at_end(copy)
+    from_inline = bd.icmp_unsigned("==", base, inline)
+    with bd.if_then(from_inline):
+        bd.call(memcpy, [p, base, bd.load(field(1)), L.Constant(L.IntType(1), 0)])
+    bd.branch(store)
+    bd.position_at_end(store)
+    bd.store(p, field(0))
+    bd.store(newcap, field(2))
+    bd.branch(done)
+    bd.position_at_end(done)
+    bd.ret(zero32)
+    bd.position_at_end(fail)
+    bd.ret(L.Constant(I32, 1))
+    return fn
 
 
 def _build_powi(lm, name, ft):
@@ -320,8 +390,96 @@ class _FuncEmitter:
             self.vals[a] = la
             la.name = (a.hint or "arg").lstrip(".")
         self.outs = fn.args[len(f.args):]
+        self.tapes = {}
+        for op in f.walk():
+            if op.name == "ad.tape":
+                self.tapes[op.result] = self.new_tape()
         self.block(f.body.block)
         self.alloca_bd.branch(body)
+
+    def new_tape(self):
+        """A tape struct in this frame, empty, using its inline buffer (made at entry)."""
+        bd = self.alloca_bd
+        t = bd.alloca(TAPE_STRUCT, name="tape")
+        buf = bd.alloca(L.ArrayType(L.IntType(8), TAPE_INLINE_BYTES), name="tape.inline")
+        buf.align = 16
+        p = bd.bitcast(buf, PTR)
+        for i, v in enumerate((p, L.Constant(L.IntType(64), 0),
+                               L.Constant(L.IntType(64), TAPE_INLINE_BYTES), p)):
+            bd.store(v, self.tape_field(t, i, bd))
+        return t
+
+    def tape_field(self, t, i, bd=None):
+        return (bd or self.bd).gep(t, [L.Constant(I32, 0), L.Constant(I32, i)], inbounds=True)
+
+    def free_tape(self, t):
+        bd = self.bd
+        base = bd.load(self.tape_field(t, 0))
+        inline = bd.load(self.tape_field(t, 3))
+        free = self.ctx.lm.globals.get("free") or L.Function(
+            self.ctx.lm, L.FunctionType(L.VoidType(), [PTR]), "free")
+        with bd.if_then(bd.icmp_unsigned("!=", base, inline)):
+            bd.call(free, [base])
+        bd.store(inline, self.tape_field(t, 0))
+
+    def ret_status(self, status):
+        """Return `status` (an error) after releasing this frame's tapes."""
+        for t in self.tapes.values():
+            self.free_tape(t)
+        self.bd.ret(status)
+
+    def reserve(self, t, need):
+        fn = self.ctx.helper("lldiff.tape.reserve", _build_reserve)
+        status = self.bd.call(fn, [t, need])
+        code = self.ctx.errors.code("MemoryError", "out of memory for the reverse-mode tape")
+        fail, cont = self.new_block("tape_oom"), self.new_block("tape_ok")
+        self.bd.cbranch(self.bd.icmp_signed("!=", status, L.Constant(I32, 0)), fail, cont)
+        self.bd.position_at_end(fail)
+        self.ret_status(L.Constant(I32, code))
+        self.bd.position_at_end(cont)
+
+    def op_ad_tape(self, op):
+        t = self.tapes[op.result]
+        if op.operands:
+            self.reserve(t, self.vals[op.operands[0]])
+        return [t]
+
+    def op_ad_tape_push(self, op):
+        bd = self.bd
+        t, v = (self.vals[x] for x in op.operands)
+        size_p = self.tape_field(t, 1)
+        size = bd.load(size_p)
+        nbytes = max(1, op.operands[1].type.width // 8)
+        need = bd.add(size, L.Constant(size.type, nbytes))
+        if not op.operands[0].op.operands:  # a stack: grow when full (a buffer never is)
+            grow, cont = self.new_block("tape_grow"), self.new_block("tape_push")
+            cap = bd.load(self.tape_field(t, 2))
+            bd.cbranch(bd.icmp_unsigned(">", need, cap), grow, cont)
+            bd.position_at_end(grow)
+            self.reserve(t, need)
+            bd.branch(cont)
+            bd.position_at_end(cont)
+        base = bd.load(self.tape_field(t, 0))
+        slot = bd.bitcast(bd.gep(base, [size], inbounds=True), v.type.as_pointer())
+        bd.store(v, slot, align=1)
+        bd.store(need, size_p)
+        return []
+
+    def op_ad_tape_pop(self, op):
+        bd = self.bd
+        t = self.vals[op.operands[0]]
+        size_p = self.tape_field(t, 1)
+        r = op.results[0]
+        nbytes = max(1, r.type.width // 8)
+        size = bd.sub(bd.load(size_p), L.Constant(L.IntType(64), nbytes))
+        bd.store(size, size_p)
+        base = bd.load(self.tape_field(t, 0))
+        slot = bd.bitcast(bd.gep(base, [size], inbounds=True), llvm_type(r.type).as_pointer())
+        return [bd.load(slot, align=1)]
+
+    def op_ad_tape_free(self, op):
+        self.free_tape(self.vals[op.operands[0]])
+        return []
 
     def block(self, block):
         """Lower the ops of `block`; return the LLVM values of its terminator's operands."""
@@ -351,7 +509,7 @@ class _FuncEmitter:
         fail, cont = self.new_block("raise"), self.new_block("ok")
         self.bd.cbranch(self.vals[op.operands[0]], fail, cont)
         self.bd.position_at_end(fail)
-        self.bd.ret(L.Constant(I32, code))
+        self.ret_status(L.Constant(I32, code))
         self.bd.position_at_end(cont)
         return []
 
@@ -363,7 +521,7 @@ class _FuncEmitter:
         bad = self.bd.icmp_signed("!=", status, L.Constant(I32, 0))
         self.bd.cbranch(bad, fail, cont)
         self.bd.position_at_end(fail)
-        self.bd.ret(status)
+        self.ret_status(status)
         self.bd.position_at_end(cont)
         return [self.bd.load(s) for s in slots]
 

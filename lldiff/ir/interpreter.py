@@ -9,6 +9,8 @@ from .ops import OPS
 
 __all__ = ["run"]
 
+_TAPES = object()
+
 
 def run(module, func_name, args):
     """Call `func_name` in `module` with Python values; return a list of result values."""
@@ -21,6 +23,7 @@ class _Interp:
 
     def call(self, func, args):
         env = dict(zip(func.args, args))
+        env[_TAPES] = {}  # this call's abstract tapes: id -> list (ad.push / ad.pop)
         _, vals = self.block(func.body.block, env)
         return vals
 
@@ -37,6 +40,8 @@ class _Interp:
                 vals = self.scf_for(op, env)
             elif n == "scf.while":
                 vals = self.scf_while(op, env)
+            elif n.startswith("ad."):
+                vals = self.tape_op(op, env)
             elif n == "func.call":
                 vals = self.call(self.module[op.attrs["callee"]], [env[v] for v in op.operands])
             else:
@@ -45,6 +50,22 @@ class _Interp:
             for res, v in zip(op.results, vals):
                 env[res] = v
         raise RuntimeError("block without terminator")
+
+    def tape_op(self, op, env):
+        n, a = op.name, [env[v] for v in op.operands]
+        if n == "ad.push":
+            env[_TAPES].setdefault(op.attrs["tape"], []).append(a[0])
+        elif n == "ad.pop":
+            return [env[_TAPES][op.attrs["tape"]].pop()]
+        elif n == "ad.tape":
+            return [[]]
+        elif n == "ad.tape.push":
+            a[0].append(a[1])
+        elif n == "ad.tape.pop":
+            return [a[0].pop()]
+        elif n == "ad.tape.free" and a[0]:
+            raise RuntimeError(f"tape freed with {len(a[0])} values left on it")
+        return []
 
     def region(self, region, env, args):
         block = region.block

@@ -11,9 +11,9 @@ import ctypes
 import ctypes.util
 import math
 
-from .types import F64, I1, I64
+from .types import F64, I1, I64, TAPE
 
-__all__ = ["OpDef", "OPS", "opdef", "wrap_i64"]
+__all__ = ["OpDef", "OPS", "TAPE_OPS", "opdef", "wrap_i64"]
 
 OPS = {}
 
@@ -271,6 +271,52 @@ opdef("lldiff.lgamma", "generic", funary, _cfun("lgamma"))
 opdef("lldiff.tgamma", "generic", funary, _cfun("tgamma"))
 opdef("lldiff.factorial", "generic", _fixed([I64], I64), _factorial)
 opdef("lldiff.raise_if", "generic", _fixed([I1], None), _raise_if, pure=False)
+
+# Reverse-mode tape (passes/vjp.py emits the abstract pair, passes/tape.py materializes it).
+# `ad.push {tape = k}` records a value for the reverse sweep; `ad.pop {tape = k, type = T}`
+# takes back the most recent value of tape k (last in, first out). Materialized: `ad.tape`
+# makes a handle (a stack, or with an i64 operand a buffer reserved for that many bytes),
+# `ad.tape.push` / `ad.tape.pop` use it, `ad.tape.free` releases its heap memory. The
+# interpreter runs both forms; all are effects, so DCE keeps them.
+def _push_rule(types, attrs):
+    if len(types) != 1 or not (types[0].is_float or types[0].is_int):
+        raise TypeError(f"ad.push takes one scalar, got {types}")
+    return []
+
+
+def _pop_rule(types, attrs):
+    if types:
+        raise TypeError("ad.pop takes no operands")
+    return [attrs["type"]]
+
+
+def _tape_rule(types, attrs):
+    if list(types) not in ([], [I64]):
+        raise TypeError(f"ad.tape takes an optional i64 byte count, got {types}")
+    return [TAPE]
+
+
+def _tape_push_rule(types, attrs):
+    if len(types) != 2 or types[0] is not TAPE:
+        raise TypeError(f"ad.tape.push needs (!ad.tape, T), got {types}")
+    return _push_rule(types[1:], attrs)
+
+
+def _tape_use_rule(result):
+    def rule(types, attrs):
+        if list(types) != [TAPE]:
+            raise TypeError(f"expected a !ad.tape operand, got {types}")
+        return [attrs["type"]] if result else []
+    return rule
+
+
+opdef("ad.push", "generic", _push_rule, pure=False)
+opdef("ad.pop", "generic", _pop_rule, pure=False)
+opdef("ad.tape", "generic", _tape_rule, pure=False)
+opdef("ad.tape.push", "generic", _tape_push_rule, pure=False)
+opdef("ad.tape.pop", "generic", _tape_use_rule(True), pure=False)
+opdef("ad.tape.free", "generic", _tape_use_rule(False), pure=False)
+TAPE_OPS = ("ad.push", "ad.pop", "ad.tape", "ad.tape.push", "ad.tape.pop", "ad.tape.free")
 
 # Structured control flow and functions: type rules are checked by the verifier directly.
 for _name in ("scf.if", "scf.for", "scf.while", "scf.yield", "scf.condition", "func.return",

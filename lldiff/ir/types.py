@@ -4,7 +4,7 @@ Owns the type objects (`f64`, `f32`, `i64`, `i1`) and the int/float unification 
 frontend uses. Must not know about ops, LLVM or Python values beyond their kind.
 """
 
-__all__ = ["Type", "FloatType", "IntType", "F64", "F32", "I64", "I1", "unify"]
+__all__ = ["Type", "FloatType", "IntType", "F64", "F32", "I64", "I1", "TAPE", "unify"]
 
 
 class Type:
@@ -37,6 +37,8 @@ F64 = FloatType("f64", 64)
 F32 = FloatType("f32", 32)
 I64 = IntType("i64", 64)
 I1 = IntType("i1", 1)
+# The handle of a materialized reverse-mode tape (passes/tape.py); never a user-visible value.
+TAPE = Type("!ad.tape", 64)
 
 _RANK = {I1: 0, I64: 1, F32: 2, F64: 3}
 
