@@ -7,14 +7,15 @@ the compiler is loaded on the first compile.
 from .errors import CompileError, LLDiffError
 
 __version__ = "0.1.0"
-__all__ = ["jit", "jvp", "jacfwd", "CompileError", "LLDiffError", "__version__"]
+__all__ = ["jit", "jit_grad", "jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev",
+           "CompileError", "LLDiffError", "__version__"]
 
 
 def __getattr__(name):
-    if name in ("jit",):
+    if name in ("jit", "jit_grad"):
         from . import api
         value = getattr(api, name)
-    elif name in ("jvp", "jacfwd"):
+    elif name in ("jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev"):
         from . import ad
         value = getattr(ad, name)
     else:

@@ -1,8 +1,8 @@
 """Command line: `python -m lldiff demo` and `python -m lldiff dump FILE.py:FUNC ...`.
 
-`dump` prints a compilation stage of a function in a file: --stage ir|jvp|llvm|llvm-opt|asm and
---sig float,int,... (the argument types of the specialization). The jvp stage differentiates
-every float argument.
+`dump` prints a compilation stage of a function in a file: --stage ir|jvp|vjp|llvm|llvm-opt|asm
+and --sig float,int,... (the argument types of the specialization). The jvp and vjp stages
+differentiate every float argument.
 """
 
 import argparse
@@ -111,7 +111,7 @@ def main(argv=None):
     d = sub.add_parser("dump", help="print a compilation stage of FILE.py:FUNC")
     d.add_argument("target", help="path/to/file.py:function")
     d.add_argument("--sig", default="", help="argument types, e.g. float,int")
-    d.add_argument("--stage", default="ir", choices=["ir", "jvp", "llvm", "llvm-opt", "asm"])
+    d.add_argument("--stage", default="ir", choices=["ir", "jvp", "vjp", "llvm", "llvm-opt", "asm"])
     d.add_argument("--opt", type=int, default=None, help="LLVM optimization level 0-3")
     args = p.parse_args(argv)
     if args.cmd == "demo":

@@ -1,4 +1,5 @@
-"""The differentiation API with JAX's names and semantics: `jvp`, `jacfwd`.
+"""The differentiation API with JAX's names and semantics: `jvp`, `jacfwd`, `grad`,
+`value_and_grad`, `vjp`, `jacrev`.
 
 Owns argument handling only (tuples of primals and tangents, `argnums`, which arguments are
 differentiable, the shape of what is returned); the derivative code itself is IR built by
@@ -13,7 +14,7 @@ import weakref
 
 from .api import Dispatcher, jit
 
-__all__ = ["jvp", "jacfwd"]
+__all__ = ["jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev"]
 
 _auto = weakref.WeakKeyDictionary()  # plain Python function -> its jit dispatcher
 
@@ -195,3 +196,161 @@ def _canonical(v):
     if type(v) in (float, int, bool):
         return v
     return v.item() if hasattr(v, "item") else v
+
+
+# --- reverse mode -------------------------------------------------------------------------
+
+def _check_argnums(d, who, values, types, nums):
+    for k in nums:
+        if k >= len(values):
+            raise ValueError(f"lldiff.{who}: argnums {k} is out of range for {d.__name__} "
+                             f"with {len(values)} arguments")
+        name, v = values[k]
+        if not types[k].is_float:
+            raise TypeError(f"lldiff.{who}: argument '{name}' (argnums {k}) is {_kind(v)}; "
+                            "only float arguments can be differentiated")
+
+
+def _grad_call(d, who, nums, has_aux, args, kwargs):
+    """One native reverse sweep: (value, aux or None, gradients in argnums order)."""
+    values = d._bind(args, kwargs)
+    types = tuple(d._arg_type(name, v) for name, v in values)
+    _check_argnums(d, who, values, types, nums)
+    rtypes = d._ir(types).func.result_types
+    if has_aux and len(rtypes) < 2:
+        raise TypeError(f"lldiff.{who}: has_aux=True needs {d.__name__} to return "
+                        "(value, aux)")
+    if not rtypes or not rtypes[0].is_float or len(rtypes) > 1 and not has_aux:
+        got = " and ".join(str(t) for t in rtypes) or "nothing"
+        raise TypeError(f"lldiff.{who}: {d.__name__} must return one float (the value to "
+                        f"differentiate){' and its aux' if has_aux else ''}; it returns {got}")
+    mask = [i in nums for i in range(len(values))]
+    seeded = [i == 0 for i in range(len(rtypes))]
+    spec = d._derived(types, "grad", mask, seeded=seeded)
+    out = spec.entry(*[_canonical(v) for _, v in values])
+    n = len(rtypes)
+    by_arg = dict(zip(sorted(nums), out[n] if len(nums) > 1 else out[n:]))
+    aux = None
+    if has_aux:
+        aux = out[1] if n == 2 else tuple(out[1:n])
+    return out[0], aux, [by_arg[k] for k in nums]
+
+
+def grad(f, argnums=0, has_aux=False):
+    """The gradient of a float-valued `f` by reverse mode, as `jax.grad`.
+
+    Returns a function of the same arguments whose value is df/dx for an int `argnums` and a
+    tuple of them for a tuple; with `has_aux`, f returns (value, aux) and the function returns
+    (gradient, aux). The value and the gradient come from one native call.
+    """
+    d = _dispatcher(f, "grad")
+    nums, single = _argnums(argnums, "grad")
+
+    def g(*args, **kwargs):
+        _, aux, gs = _grad_call(d, "grad", nums, has_aux, args, kwargs)
+        out = gs[0] if single else tuple(gs)
+        return (out, aux) if has_aux else out
+
+    return _named(g, "grad", d, argnums)
+
+
+def value_and_grad(f, argnums=0, has_aux=False):
+    """`(f(x), grad(f)(x))` from one native reverse sweep, as `jax.value_and_grad`; with
+    `has_aux`, `((value, aux), gradient)`."""
+    d = _dispatcher(f, "value_and_grad")
+    nums, single = _argnums(argnums, "value_and_grad")
+
+    def vg(*args, **kwargs):
+        y, aux, gs = _grad_call(d, "value_and_grad", nums, has_aux, args, kwargs)
+        out = gs[0] if single else tuple(gs)
+        return ((y, aux) if has_aux else y), out
+
+    return _named(vg, "value_and_grad", d, argnums)
+
+
+def _named(fn, who, d, argnums):
+    fn.__name__ = f"{who}({d.__name__})"
+    fn.__qualname__ = fn.__name__
+    fn.__doc__ = f"{who} of {d.__name__} w.r.t. argnums={argnums!r} by reverse mode."
+    return fn
+
+
+def vjp(f, *primals):
+    """`(f(*primals), pullback)` as `jax.vjp`: `pullback(ybar)` returns one cotangent per
+    primal (None for int and bool arguments).
+
+    The pullback is compiled: one native call runs the augmented forward sweep and the reverse
+    sweep (the tape lives in that call, so the forward sweep is run again rather than kept
+    between the two calls). `ybar` has the shape of f's result: a number, or a tuple with a
+    number (or None) for each float result and None (or 0) for int and bool results.
+    """
+    d = _dispatcher(f, "vjp")
+    values = d._bind(primals, {})
+    types = tuple(d._arg_type(name, v) for name, v in values)
+    args = [_canonical(v) for _, v in values]
+    y = d(*args)
+    rtypes = d._ir(types).func.result_types
+    mask = [t.is_float for t in types]
+
+    def pullback(ybar):
+        bars = list(ybar) if isinstance(ybar, tuple) else [ybar]
+        if len(bars) != len(rtypes):
+            raise ValueError(f"lldiff.vjp: the cotangent must have the shape of "
+                             f"{d.__name__}'s result ({len(rtypes)} values), got {ybar!r}")
+        seeds = []
+        for i, (t, b) in enumerate(zip(rtypes, bars)):
+            if t.is_float:
+                if b is not None and not _real(b):
+                    raise TypeError(f"lldiff.vjp: cotangent {i} must be a real number, "
+                                    f"got {type(b).__name__}")
+                seeds.append(0.0 if b is None else float(b))
+            elif b is not None and not (_real(b) and b == 0):
+                raise TypeError(f"lldiff.vjp: result {i} of {d.__name__} is not a float; "
+                                f"its cotangent must be None or 0, got {b!r}")
+        if not any(mask):
+            return tuple(None for _ in values)
+        spec = d._derived(types, "vjp", mask)
+        out = spec.entry(*args, *seeds)
+        out = list(out) if isinstance(out, tuple) else [out]
+        bars_x = iter(out[len(rtypes):])
+        return tuple(next(bars_x) if m else None for m in mask)
+
+    pullback.__name__ = f"pullback({d.__name__})"
+    return y, pullback
+
+
+def jacrev(f, argnums=0):
+    """The Jacobian of `f` by reverse mode: one native reverse sweep per float output.
+
+    Returns the same structure as `jacfwd`: d out/d x for an int `argnums` (a tuple over
+    outputs for a tuple-valued f), a tuple over argnums for a tuple of argnums.
+    """
+    d = _dispatcher(f, "jacrev")
+    nums, single = _argnums(argnums, "jacrev")
+
+    def jac(*args, **kwargs):
+        values = d._bind(args, kwargs)
+        types = tuple(d._arg_type(name, v) for name, v in values)
+        _check_argnums(d, "jacrev", values, types, nums)
+        rtypes = d._ir(types).func.result_types
+        mask = [i in nums for i in range(len(values))]
+        spec = d._derived(types, "vjp", mask)
+        order = sorted(nums)
+        rows = []
+        nf = sum(t.is_float for t in rtypes)
+        k = 0
+        for t in rtypes:
+            if not t.is_float:
+                rows.append(None)
+                continue
+            seeds = [1.0 if j == k else 0.0 for j in range(nf)]
+            k += 1
+            out = spec.entry(*[_canonical(v) for _, v in values], *seeds)
+            by_arg = dict(zip(order, list(out)[len(rtypes):]))
+            g = [by_arg[a] for a in nums]
+            rows.append(g[0] if single else tuple(g))
+        if not rows:
+            return None
+        return rows[0] if len(rows) == 1 else tuple(rows)
+
+    return _named(jac, "jacrev", d, argnums)

@@ -14,11 +14,11 @@ import time
 
 from .errors import CompileError
 
-__all__ = ["jit", "Dispatcher", "OPT_DEFAULT"]
+__all__ = ["jit", "jit_grad", "Dispatcher", "JitGrad", "OPT_DEFAULT"]
 
 # O2 and O3 produce the same Bessel loop here and O2 compiles faster (benchmarks/README.md).
 OPT_DEFAULT = 2
-_STAGES = ("ir", "jvp", "llvm", "llvm-opt", "asm")
+_STAGES = ("ir", "jvp", "vjp", "llvm", "llvm-opt", "asm")
 _lock = threading.RLock()
 _symbol_counter = [0]
 
@@ -208,11 +208,14 @@ class Dispatcher:
 
     # --- derivatives --------------------------------------------------------------------
 
-    def _derived_ir(self, types, kind, mask, width=1):
-        """The specialization of a derivative of this function: kind "jvp" differentiates the
-        arguments whose `mask` flag is set, carrying `width` tangent directions."""
+    def _derived_ir(self, types, kind, mask, width=1, seeded=None):
+        """The specialization of a derivative of this function, differentiating the arguments
+        whose `mask` flag is set: kind "jvp" (carrying `width` tangent directions), "vjp"
+        (seeds as arguments) or "grad" (the vjp with the float results whose `seeded` flag is
+        set seeded with 1.0, the others with 0.0)."""
         types, mask = tuple(types), tuple(bool(m) for m in mask)
-        key = (types, kind, mask, width)
+        seeded = None if seeded is None else tuple(bool(s) for s in seeded)
+        key = (types, kind, mask, width, seeded)
         d = self._derivs.get(key)
         if d is not None:
             return d
@@ -220,47 +223,55 @@ class Dispatcher:
             d = self._derivs.get(key)
             if d is not None:
                 return d
-            from .ir import Module, verify
-            from .passes import jvp_func, run_pipeline, vjp_func
+            from .ir import Module, print_func, verify
+            from .passes import grad_func, jvp_func, run_pipeline, vjp_func
             primal = self._ir(types)
             t0 = time.perf_counter()
             module = Module(list(primal.module))
             if kind == "jvp":
                 name = jvp_func(module, primal.symbol, mask, width)
-            elif kind == "vjp" and width == 1:  # internal until issue 4 is done
+            elif kind == "vjp" and width == 1:
                 name = vjp_func(module, primal.symbol, mask)
+            elif kind == "grad" and width == 1:
+                name = grad_func(module, primal.symbol, mask, seeded)
             else:
                 raise ValueError(f"unknown derivative kind {kind!r}")
             if self.verify:
                 verify(module)
             run_pipeline(module, "canonicalize", verify=self.verify)
             d = _Specialization(types, name)
-            if kind == "vjp":
-                from .ir import print_func
-                d.before_tape = print_func(module[name])
+            if kind != "jvp":
+                d.before_tape = [print_func(f) for f in module if f.name not in
+                                 primal.module.funcs]
                 run_pipeline(module, "tape", verify=self.verify)
+            if kind == "grad" and sum(mask) > 1:
+                # the entry point returns (value, [aux...,] (g1, g2, ...))
+                module[name].attrs["py_group"] = len(primal.func.result_types)
             d.func = module[name]
             d.module = module
             d.compile_time = time.perf_counter() - t0
             self._derivs[key] = d
             return d
 
-    def _derived(self, types, kind, mask, width=1):
-        """Like `_derived_ir`, compiled: `.entry` takes the primal arguments then the tangents."""
-        d = self._derived_ir(types, kind, mask, width)
+    def _derived(self, types, kind, mask, width=1, seeded=None, fallback=None):
+        """Like `_derived_ir`, compiled: `.entry` takes the primal arguments then the tangents
+        (or seeds). Calls with other argument types go to `fallback`."""
+        d = self._derived_ir(types, kind, mask, width, seeded)
         if d.entry is None:
             with _lock:
                 if d.entry is None:
-                    self._compile(d, _no_fallback(self.__name__, kind))
+                    self._compile(d, fallback or _no_fallback(self.__name__, kind))
         return d
 
     # --- inspection ---------------------------------------------------------------------
 
     def inspect(self, stage="ir", *args):
-        """Text of a compilation stage: "ir", "jvp", "llvm", "llvm-opt" or "asm".
+        """Text of a compilation stage: "ir", "jvp", "vjp", "llvm", "llvm-opt" or "asm".
 
         "jvp" is the forward-mode IR differentiating every float argument (after
-        canonicalize): the jvp functions and the helpers they call.
+        canonicalize): the jvp functions and the helpers they call. "vjp" is the reverse-mode
+        IR for the same arguments, before tape materialization (abstract ad.push/ad.pop)
+        and after it (passes/tape.py).
 
         With example `args`, the specialization for their types; otherwise the first one
         compiled.
@@ -286,6 +297,12 @@ class Dispatcher:
             d = self._derived_ir(types, "jvp", [t.is_float for t in types])
             primal = self._ir(types).module.funcs
             return "\n".join(print_func(f) for f in d.module if f.name not in primal)
+        if stage == "vjp":
+            d = self._derived_ir(types, "vjp", [t.is_float for t in types])
+            primal = self._ir(types).module.funcs
+            return ("// reverse mode before tape materialization\n" + "\n".join(d.before_tape) +
+                    "\n// after tape materialization (passes/tape.py)\n" +
+                    "\n".join(print_func(f) for f in d.module if f.name not in primal))
         from . import codegen
         from .runtime import get_engine
         spec = self._ir(types)
@@ -302,6 +319,51 @@ class Dispatcher:
         return list(self._specs)
 
 
+def jit_grad(fn=None, *, opt=None, verify=None):
+    """Compile `fn` and its reverse-mode gradient: calling it returns `(value, gradient)`.
+
+    The gradient is taken with respect to every float argument (a float for one, a tuple in
+    argument order for several; int and bool arguments are not differentiated), and value and
+    gradient come from one native call. `fn` must return one float. Options as `jit`.
+    """
+    def wrap(f):
+        d = jit(f, opt=opt, verify=verify)
+        cls = type(f"jit_grad<{d.__name__}>", (JitGrad,), {})
+        return cls(d.py_func, d.opt, d.verify)
+
+    return wrap if fn is None else wrap(fn)
+
+
+class JitGrad(Dispatcher):
+    """A `@jit_grad` function: calls return (value, gradient) from one native call."""
+
+    def __repr__(self):
+        return f"<lldiff.jit_grad {self.py_func.__qualname__}>"
+
+    def _dispatch(self, *args, **kwargs):
+        values = self._bind(args, kwargs)
+        types = tuple(self._arg_type(name, v) for name, v in values)
+        spec = self._grad_spec(types, values)
+        return spec.entry(*[_canonical(v) for _, v in values])
+
+    def _grad_spec(self, types, values):
+        mask = [t.is_float for t in types]
+        if not any(mask):
+            raise TypeError(f"{self.__name__}(): @jit_grad differentiates the float "
+                            "arguments, and this call has none "
+                            f"({', '.join(name for name, _ in values) or 'no arguments'})")
+        rtypes = self._ir(types).func.result_types
+        if len(rtypes) != 1 or not rtypes[0].is_float:
+            got = " and ".join(str(t) for t in rtypes) or "nothing"
+            raise TypeError(f"{self.__name__}(): @jit_grad needs a function returning one "
+                            f"float; it returns {got}")
+        d = self._derived(types, "grad", mask, seeded=(True,), fallback=self._dispatch)
+        cls = type(self)
+        if "__call__" not in cls.__dict__ and cls is not JitGrad:
+            cls.__call__ = d.entry  # the fast path: a builtin, not a Python method
+        return d
+
+
 def _no_fallback(name, kind):
     def fallback(*args, **kwargs):
         raise TypeError(f"{name} ({kind}): internal call with unexpected arguments {args!r}")
@@ -309,6 +371,10 @@ def _no_fallback(name, kind):
 
 
 def _resolve_callee(obj, arg_types):
+    if isinstance(obj, JitGrad):
+        raise CompileError(f"'{obj.__name__}' is a @lldiff.jit_grad function: it returns "
+                           "(value, gradient), which compiled code cannot call",
+                           hint="call the plain @lldiff.jit version of it instead")
     if isinstance(obj, Dispatcher):
         spec = obj._ir(tuple(arg_types))
         return spec.func, list(spec.callees)

@@ -4,7 +4,7 @@ from .manager import PASSES, run_pipeline
 from .canonicalize import canonicalize  # noqa: E402  (the function shadows its module name)
 from .activity import analyze as analyze_activity
 from .jvp import jvp_func, jvp_name
-from .vjp import vjp_func, vjp_name
+from .vjp import grad_func, vjp_func, vjp_name
 
 __all__ = ["canonicalize", "PASSES", "run_pipeline", "analyze_activity", "jvp_func", "jvp_name",
-           "vjp_func", "vjp_name"]
+           "vjp_func", "vjp_name", "grad_func"]

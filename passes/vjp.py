@@ -31,7 +31,7 @@ import itertools
 import os
 import sys
 
-from lldiff.ir import I1, I64, Builder, Func, Op, Region, Value
+from lldiff.ir import I1, I64, Block, Builder, Func, Op, Region, Value
 from lldiff.ir import print_func
 from lldiff.ir.printer import Namer
 
@@ -41,7 +41,7 @@ from .derivatives import RULES, Emit, classify, helper_func
 from .inline import inline_calls
 from .rewrite import trip_count
 
-__all__ = ["vjp_func", "vjp_name"]
+__all__ = ["vjp_func", "vjp_name", "grad_func"]
 
 
 def vjp_name(name, active_args):
@@ -94,6 +94,7 @@ class _Reverse:
         self.tapes = itertools.count()
         self._needs = {}
         self._inside = {}
+        self._plans = {}
 
     def build(self, new_name):
         f = self.func
@@ -169,6 +170,8 @@ class _Reverse:
             for region in op.regions:
                 for top in region.block.ops:
                     out += [v for v in self.needs(top) if v not in inner]
+            for rop in self.plan_of(op).recompute:  # what recomputation starts from
+                out += [v for v in rop.operands if v not in inner]
         elif n == "scf.if" and self.region_active(op):
             out.append(op.operands[0])
             for region in op.regions:
@@ -184,6 +187,19 @@ class _Reverse:
             if "y" in names:
                 out.append(op.result)
         got = self._needs[op] = list(dict.fromkeys(out))
+        return got
+
+    def plan_of(self, op):
+        """The cached-value analysis of loop `op` (cache.py), memoized."""
+        got = self._plans.get(op)
+        if got is None:
+            body, carries, _ = _loop_parts(op)
+            inner = self.inside(op)
+            needed = [v for top in body.ops for v in self.needs(top) if v in inner]
+            free = {carries[i] for i in self.affine(op)}
+            if op.name == "scf.for":
+                free.add(body.args[0])
+            got = self._plans[op] = cache.plan(body, list(dict.fromkeys(needed)), free)
         return got
 
     def affine(self, op):
@@ -307,12 +323,7 @@ class _Reverse:
                 raise NotImplementedError("reverse mode through an scf.while whose condition "
                                           "region computes active values")
         affine = self.affine(op)
-        inner = self.inside(op)
-        needed = [v for top in body.ops for v in self.needs(top) if v in inner]
-        free = {carries[i] for i in affine}
-        if op.name == "scf.for":
-            free.add(body.args[0])
-        plan = cache.plan(body, list(dict.fromkeys(needed)), free)
+        plan = self.plan_of(op)
         tape = next(self.tapes)
         self.loops[op] = _LoopInfo(tape, plan, affine)
 
@@ -419,7 +430,19 @@ class _Reverse:
                     if on and bar is not None:
                         self.add(adj, v, bar, b)
             else:
-                partials = rule.partials(e, x, y)
+                # partials are built together; keep only the ops of those needed (the others
+                # may read values the reverse sweep does not have, see `needs`)
+                scratch = Block()
+                partials = rule.partials(Emit(Builder(scratch, op.loc), r.type,
+                                              lambda h: self.helper(h, r.type)), x, y)
+                live = {p for p, on in zip(partials, need) if on and isinstance(p, Value)}
+                keep = []
+                for o in reversed(scratch.ops):
+                    if any(res in live for res in o.results):
+                        live.update(o.operands)
+                        keep.append(o)
+                for o in reversed(keep):
+                    block.append(o)
                 for v, p, on in zip(op.operands, partials, need):
                     if on and p is not None:
                         self.add(adj, v, ybar, b, partial=p)
@@ -526,13 +549,13 @@ class _Reverse:
         rev = Op("scf.for", [b.const(0, I64), n, b.const(1, I64)] + init_bars + init_accs,
                  types[1:], {}, [region], loc=op.loc)
         b.insert(rev)
+        for v, r in zip(outer, rev.results[len(idx):]):
+            r.hint = v.hint
+            adj[v] = r  # the accumulator started from adj[v]
         for k, i in enumerate(idx):
             rev.results[k].hint = "bar"
             if self.act.active(inits[i]):
                 self.add(adj, inits[i], rev.results[k], b)
-        for v, r in zip(outer, rev.results[len(idx):]):
-            r.hint = v.hint
-            adj[v] = r
 
     def helper(self, name, ftype):
         return helper_func(self.module, name, ftype)
@@ -562,3 +585,24 @@ class _Reverse:
 
 def _dummy(b, t):
     return b.const(False if t is I1 else 0.0 if t.is_float else 0, t)
+
+
+def grad_func(module, name, active_args, seeded):
+    """`f.grad.<mask>(x) -> (y..., xbar...)`: the vjp of `module[name]` with its seeds fixed
+    (1.0 for the float results whose `seeded` flag is set, 0.0 for the others), so a gradient
+    is one native call taking only the primal arguments. Returns the new function's name."""
+    func = module[name]
+    rev = module[vjp_func(module, name, active_args)]
+    mask = rev.name.rsplit(".", 1)[1]
+    tag = "".join("1" if s else "0" for s in seeded)
+    new_name = f"{name}.grad.{mask}.{tag}"
+    if new_name not in module.funcs:
+        nf = Func(new_name, func.arg_types, rev.result_types, func.arg_names, loc=func.loc)
+        b = Builder(nf.body.block, func.loc)
+        seeds = [b.const(1.0 if on else 0.0, t)
+                 for t, on in zip(func.result_types, seeded) if t.is_float]
+        call = b.create("func.call", list(nf.args) + seeds, {"callee": rev.name},
+                        result_types=rev.result_types)
+        b.insert(Op("func.return", call.results, [], loc=func.loc))
+        module.add(nf)
+    return new_name

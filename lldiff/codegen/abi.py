@@ -139,6 +139,9 @@ def emit_entry(lm, func, errors):
 
     bd.position_at_end(good)
     boxed = [_box(lm, bd, t, bd.load(s)) for t, s in zip(func.result_types, slots)]
+    group = func.attrs.get("py_group")
+    if group is not None:  # results group..end as one nested tuple: (value, (g1, g2, ...))
+        boxed = boxed[:group] + [_tuple(lm, bd, boxed[group:])]
     if len(boxed) == 1:
         bd.ret(boxed[0])
     elif not boxed:
@@ -146,16 +149,20 @@ def emit_entry(lm, func, errors):
         empty = _cstring(lm, "", f"{func.name}.none")
         bd.ret(bd.call(build, [bd.bitcast(empty, _PTR)]))
     else:
-        tuple_new = _extern_fn(lm, "PyTuple_New", _PTR, [_I64])
-        set_item = _extern_fn(lm, "PyTuple_SetItem", L.IntType(32), [_PTR, _I64, _PTR])
-        tup = bd.call(tuple_new, [L.Constant(_I64, len(boxed))])
-        for i, item in enumerate(boxed):
-            bd.call(set_item, [tup, L.Constant(_I64, i), item])
-        bd.ret(tup)
+        bd.ret(_tuple(lm, bd, boxed))
 
     bd.position_at_end(fallback)
     bd.ret(bd.call(vectorcall, [self_, args, nargsf, kwnames]))
     return fn
+
+
+def _tuple(lm, bd, items):
+    tuple_new = _extern_fn(lm, "PyTuple_New", _PTR, [_I64])
+    set_item = _extern_fn(lm, "PyTuple_SetItem", L.IntType(32), [_PTR, _I64, _PTR])
+    tup = bd.call(tuple_new, [L.Constant(_I64, len(items))])
+    for i, item in enumerate(items):
+        bd.call(set_item, [tup, L.Constant(_I64, i), item])
+    return tup
 
 
 def _box(lm, bd, t, v):
