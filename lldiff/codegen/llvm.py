@@ -12,19 +12,26 @@ or know about derivatives.
 
 from llvmlite import ir as L
 
-from ..ir import F32, F64, I1, I64, TAPE
+from ..ir import F32, F64, I1, I64
 
 __all__ = ["emit_module", "LOWER", "llvm_type", "ErrorTable"]
 
 I32 = L.IntType(32)
 PTR = L.IntType(8).as_pointer()
-# A reverse-mode tape: {base, size in bytes, capacity in bytes, the inline buffer}. It lives in
-# the function's stack frame with an inline buffer of TAPE_INLINE_BYTES; `lldiff.tape.reserve`
-# moves it to the heap (malloc, then realloc doubling) when it outgrows that.
-TAPE_STRUCT = L.LiteralStructType([PTR, L.IntType(64), L.IntType(64), PTR])
+# A reverse-mode tape is three stack slots of the function -- base, size and capacity in bytes
+# -- plus an inline buffer of TAPE_INLINE_BYTES in the same frame. The slots never escape (the
+# grow helper takes and returns values), so LLVM keeps them in registers inside loops.
+# `lldiff.tape.reserve` moves the tape to the heap (malloc, then realloc doubling).
 TAPE_INLINE_BYTES = 4096
-_T = {F64: L.DoubleType(), F32: L.FloatType(), I64: L.IntType(64), I1: L.IntType(1),
-      TAPE: TAPE_STRUCT.as_pointer()}
+_RESERVED = L.LiteralStructType([PTR, L.IntType(64)])  # (new base or null, new capacity)
+_T = {F64: L.DoubleType(), F32: L.FloatType(), I64: L.IntType(64), I1: L.IntType(1)}
+
+
+class _Tape:
+    __slots__ = ("base", "size", "cap", "inline")
+
+    def __init__(self, base, size, cap, inline):
+        self.base, self.size, self.cap, self.inline = base, size, cap, inline
 
 
 def llvm_type(t):
@@ -246,64 +253,40 @@ STRUCTURAL = {"scf.if", "scf.for", "scf.while", "scf.yield", "scf.condition", "f
 
 
 def _build_reserve(lm, name):
-    """i32 reserve(tape*, i64 need): make capacity >= need; 0 = ok, 1 = out of memory."""
+    """{ptr, i64} reserve(ptr base, i64 size, i64 cap, ptr inline, i64 need): a buffer of at
+    least `need` bytes holding the first `size` bytes of `base`; null on failure."""
     i64 = L.IntType(64)
-    fn = L.Function(lm, L.FunctionType(I32, [TAPE_STRUCT.as_pointer(), i64]), name=name)
+    fn = L.Function(lm, L.FunctionType(_RESERVED, [PTR, i64, i64, PTR, i64]), name=name)
     fn.linkage = "internal"
     fn.attributes.add("noinline")
     fn.attributes.add("cold")
-    t, need = fn.args
+    base, size, cap, inline, need = fn.args
     malloc = lm.globals.get("malloc") or L.Function(lm, L.FunctionType(PTR, [i64]), "malloc")
     realloc = lm.globals.get("realloc") or L.Function(
         lm, L.FunctionType(PTR, [PTR, i64]), "realloc")
     memcpy = lm.declare_intrinsic("llvm.memcpy", [PTR, PTR, i64])
-    entry, grow, fresh, again, done, fail = (fn.append_basic_block(s) for s in (
-        "entry", "grow", "fresh", "again", "done", "fail"))
+    entry, fresh, again, copy, done = (fn.append_basic_block(s) for s in (
+        "entry", "fresh", "again", "copy", "done"))
     bd = L.IRBuilder(entry)
-    zero32 = L.Constant(I32, 0)
-
-    def field(i):
-        return bd.gep(t, [zero32, L.Constant(I32, i)], inbounds=True)
-
-    cap = bd.load(field(2))
-    bd.cbranch(bd.icmp_unsigned("<=", need, cap), done, grow)
-    bd.position_at_end(grow)
     dbl = bd.shl(cap, L.Constant(i64, 1))
     newcap = bd.select(bd.icmp_unsigned(">", dbl, need), dbl, need)
-    base = bd.load(field(0))
-    inline = bd.load(field(3))
     bd.cbranch(bd.icmp_unsigned("==", base, inline), fresh, again)
     bd.position_at_end(fresh)
     p1 = bd.call(malloc, [newcap])
-    ok1 = bd.block
+    bd.cbranch(bd.icmp_unsigned("==", p1, L.Constant(PTR, None)), done, copy)
+    bd.position_at_end(copy)
+    bd.call(memcpy, [p1, base, size, L.Constant(L.IntType(1), 0)])
+    bd.branch(done)
     bd.position_at_end(again)
     p2 = bd.call(realloc, [base, newcap])
-    ok2 = bd.block
-    merge = fn.append_basic_block("merge")
-    bd.position_at_end(ok1)
-    bd.branch(merge)
-    bd.position_at_end(ok2)
-    bd.branch(merge)
-    bd.position_at_end(merge)
-    p = bd.phi(PTR)
-    p.add_incoming(p1, ok1)
-    p.add_incoming(p2, ok2)
-    copy = fn.append_basic_block("copy")
-    store = fn.append_basic_block("store")
-    bd.cbranch(bd.icmp_unsigned("==", p, L.Constant(PTR, None)), fail, copy)
-    bd.position_at_end(copy)
-    from_inline = bd.icmp_unsigned("==", base, inline)
-    with bd.if_then(from_inline):
-        bd.call(memcpy, [p, base, bd.load(field(1)), L.Constant(L.IntType(1), 0)])
-    bd.branch(store)
-    bd.position_at_end(store)
-    bd.store(p, field(0))
-    bd.store(newcap, field(2))
     bd.branch(done)
     bd.position_at_end(done)
-    bd.ret(zero32)
-    bd.position_at_end(fail)
-    bd.ret(L.Constant(I32, 1))
+    p = bd.phi(PTR)
+    p.add_incoming(p1, fresh)
+    p.add_incoming(p1, copy)
+    p.add_incoming(p2, again)
+    r = bd.insert_value(L.Constant(_RESERVED, None), p, 0)
+    bd.ret(bd.insert_value(r, newcap, 1))
     return fn
 
 
@@ -372,6 +355,15 @@ def _build_ipow(lm, name):
     return fn
 
 
+def _sincos_pairs(block):
+    """The math.sin and math.cos ops of `block` whose operand has both in this block."""
+    seen = {}
+    for op in block.ops:
+        if op.name in ("math.sin", "math.cos"):
+            seen.setdefault(op.operands[0], []).append(op)
+    return {op for ops in seen.values() if len({o.name for o in ops}) == 2 for op in ops}
+
+
 class _FuncEmitter:
     def __init__(self, ctx, f):
         self.ctx = ctx
@@ -390,6 +382,7 @@ class _FuncEmitter:
             self.vals[a] = la
             la.name = (a.hint or "arg").lstrip(".")
         self.outs = fn.args[len(f.args):]
+        self.sincos_done = {}
         self.tapes = {}
         for op in f.walk():
             if op.name == "ad.tape":
@@ -398,29 +391,28 @@ class _FuncEmitter:
         self.alloca_bd.branch(body)
 
     def new_tape(self):
-        """A tape struct in this frame, empty, using its inline buffer (made at entry)."""
+        """An empty tape in this frame, using its inline buffer (slots set up at entry)."""
         bd = self.alloca_bd
-        t = bd.alloca(TAPE_STRUCT, name="tape")
+        i64 = L.IntType(64)
         buf = bd.alloca(L.ArrayType(L.IntType(8), TAPE_INLINE_BYTES), name="tape.inline")
         buf.align = 16
-        p = bd.bitcast(buf, PTR)
-        for i, v in enumerate((p, L.Constant(L.IntType(64), 0),
-                               L.Constant(L.IntType(64), TAPE_INLINE_BYTES), p)):
-            bd.store(v, self.tape_field(t, i, bd))
+        inline = bd.bitcast(buf, PTR)
+        t = _Tape(bd.alloca(PTR, name="tape.base"), bd.alloca(i64, name="tape.size"),
+                  bd.alloca(i64, name="tape.cap"), inline)
+        bd.store(inline, t.base)
+        bd.store(L.Constant(i64, 0), t.size)
+        bd.store(L.Constant(i64, TAPE_INLINE_BYTES), t.cap)
         return t
-
-    def tape_field(self, t, i, bd=None):
-        return (bd or self.bd).gep(t, [L.Constant(I32, 0), L.Constant(I32, i)], inbounds=True)
 
     def free_tape(self, t):
         bd = self.bd
-        base = bd.load(self.tape_field(t, 0))
-        inline = bd.load(self.tape_field(t, 3))
+        base = bd.load(t.base)
         free = self.ctx.lm.globals.get("free") or L.Function(
             self.ctx.lm, L.FunctionType(L.VoidType(), [PTR]), "free")
-        with bd.if_then(bd.icmp_unsigned("!=", base, inline)):
+        with bd.if_then(bd.icmp_unsigned("!=", base, t.inline)):
             bd.call(free, [base])
-        bd.store(inline, self.tape_field(t, 0))
+        bd.store(t.inline, t.base)
+        bd.store(L.Constant(L.IntType(64), TAPE_INLINE_BYTES), t.cap)
 
     def ret_status(self, status):
         """Return `status` (an error) after releasing this frame's tapes."""
@@ -429,51 +421,59 @@ class _FuncEmitter:
         self.bd.ret(status)
 
     def reserve(self, t, need):
+        """Make room for `need` bytes on tape `t`; MemoryError when the heap says no."""
+        bd = self.bd
         fn = self.ctx.helper("lldiff.tape.reserve", _build_reserve)
-        status = self.bd.call(fn, [t, need])
+        got = bd.call(fn, [bd.load(t.base), bd.load(t.size), bd.load(t.cap), t.inline, need])
+        base = bd.extract_value(got, 0)
         code = self.ctx.errors.code("MemoryError", "out of memory for the reverse-mode tape")
         fail, cont = self.new_block("tape_oom"), self.new_block("tape_ok")
-        self.bd.cbranch(self.bd.icmp_signed("!=", status, L.Constant(I32, 0)), fail, cont)
-        self.bd.position_at_end(fail)
+        bd.cbranch(bd.icmp_unsigned("==", base, L.Constant(PTR, None)), fail, cont)
+        bd.position_at_end(fail)
         self.ret_status(L.Constant(I32, code))
-        self.bd.position_at_end(cont)
+        bd.position_at_end(cont)
+        bd.store(base, t.base)
+        bd.store(bd.extract_value(got, 1), t.cap)
 
     def op_ad_tape(self, op):
         t = self.tapes[op.result]
         if op.operands:
-            self.reserve(t, self.vals[op.operands[0]])
+            need = self.vals[op.operands[0]]
+            grow, cont = self.new_block("tape_reserve"), self.new_block("tape_ready")
+            self.bd.cbranch(self.bd.icmp_unsigned(">", need, self.bd.load(t.cap)), grow, cont)
+            self.bd.position_at_end(grow)
+            self.reserve(t, need)
+            self.bd.branch(cont)
+            self.bd.position_at_end(cont)
         return [t]
 
     def op_ad_tape_push(self, op):
         bd = self.bd
         t, v = (self.vals[x] for x in op.operands)
-        size_p = self.tape_field(t, 1)
-        size = bd.load(size_p)
+        size = bd.load(t.size)
         nbytes = max(1, op.operands[1].type.width // 8)
         need = bd.add(size, L.Constant(size.type, nbytes))
         if not op.operands[0].op.operands:  # a stack: grow when full (a buffer never is)
             grow, cont = self.new_block("tape_grow"), self.new_block("tape_push")
-            cap = bd.load(self.tape_field(t, 2))
-            bd.cbranch(bd.icmp_unsigned(">", need, cap), grow, cont)
+            bd.cbranch(bd.icmp_unsigned(">", need, bd.load(t.cap)), grow, cont)
             bd.position_at_end(grow)
             self.reserve(t, need)
             bd.branch(cont)
             bd.position_at_end(cont)
-        base = bd.load(self.tape_field(t, 0))
+        base = bd.load(t.base)
         slot = bd.bitcast(bd.gep(base, [size], inbounds=True), v.type.as_pointer())
         bd.store(v, slot, align=1)
-        bd.store(need, size_p)
+        bd.store(need, t.size)
         return []
 
     def op_ad_tape_pop(self, op):
         bd = self.bd
         t = self.vals[op.operands[0]]
-        size_p = self.tape_field(t, 1)
         r = op.results[0]
         nbytes = max(1, r.type.width // 8)
-        size = bd.sub(bd.load(size_p), L.Constant(L.IntType(64), nbytes))
-        bd.store(size, size_p)
-        base = bd.load(self.tape_field(t, 0))
+        size = bd.sub(bd.load(t.size), L.Constant(L.IntType(64), nbytes))
+        bd.store(size, t.size)
+        base = bd.load(t.base)
         slot = bd.bitcast(bd.gep(base, [size], inbounds=True), llvm_type(r.type).as_pointer())
         return [bd.load(slot, align=1)]
 
@@ -483,6 +483,7 @@ class _FuncEmitter:
 
     def block(self, block):
         """Lower the ops of `block`; return the LLVM values of its terminator's operands."""
+        self.sincos = _sincos_pairs(block)
         for op in block.ops:
             n = op.name
             if n in ("scf.yield", "scf.condition"):
@@ -493,7 +494,9 @@ class _FuncEmitter:
                 self.bd.ret(L.Constant(I32, 0))
                 return []
             handler = getattr(self, "op_" + n.replace(".", "_"), None)
-            if handler is not None:
+            if op in self.sincos:
+                results = self.sin_cos(op)
+            elif handler is not None:
                 results = handler(op)
             else:
                 results = LOWER[n](self, op, [self.vals[v] for v in op.operands])
@@ -503,6 +506,22 @@ class _FuncEmitter:
 
     def new_block(self, name):
         return self.fn.append_basic_block(name)
+
+    def sin_cos(self, op):
+        """sin and cos of one value in one block: one llvm.sincos (libm's sincos, which shares
+        the argument reduction) for both. Reverse mode makes such pairs: sin(x) recomputed
+        next to its derivative cos(x)."""
+        x = op.operands[0]
+        key = (op.parent, x)
+        got = self.sincos_done.get(key)
+        if got is None:
+            a = self.vals[x]
+            pair = L.LiteralStructType([a.type, a.type])
+            fn = self.ctx.intrinsic("llvm.sincos", [a.type], pair)
+            both = self.bd.call(fn, [a])
+            got = self.sincos_done[key] = (self.bd.extract_value(both, 0),
+                                           self.bd.extract_value(both, 1))
+        return [got[0] if op.name == "math.sin" else got[1]]
 
     def op_lldiff_raise_if(self, op):
         code = self.ctx.errors.code(op.attrs["exc"], op.attrs["msg"])
