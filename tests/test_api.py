@@ -383,13 +383,20 @@ def test_cli_demo():
     assert p.returncode == 0, p.stderr
     assert "J_v" in p.stdout
     # the forward-mode table: each row's lldiff derivative agrees with scipy's
-    rows = [line.split() for line in p.stdout.split("forward mode:")[1].split("IR of")[0]
+    rows = [line.split() for line in p.stdout.split("forward mode:")[1].split("reverse mode:")[0]
             .splitlines() if line.strip() and line.split()[0].isdigit()]
     assert len(rows) == 12
     for v, z, dy, fd, ref, diff in rows:
         assert abs(float(dy) - float(ref)) <= 1e-12, (v, z, dy, ref)
         assert abs(float(fd) - float(ref)) <= 1e-6
+    # the reverse-mode table (@jit_grad): value and gradient, the gradient against scipy
+    rows = [line.split() for line in p.stdout.split("reverse mode:")[1].split("IR of")[0]
+            .splitlines() if line.strip() and line.split()[0].isdigit()]
+    assert len(rows) == 12
+    for v, z, y, g, ref, diff in rows:
+        assert abs(float(g) - float(ref)) <= 1e-12, (v, z, g, ref)
     assert ".jvp.01(" in p.stdout
+    assert ".vjp.01(" in p.stdout and '"ad.tape.push"' in p.stdout
 
 
 # --- lazy imports -------------------------------------------------------------------------------

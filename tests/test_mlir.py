@@ -54,3 +54,32 @@ def test_mlir_opt_rejects_broken_ir():
     text = "func.func @f(%x: f64) -> f64 {\n  return %y : f64\n}\n"
     r = subprocess.run([MLIR_OPT, "-"], input=text, capture_output=True, text=True)
     assert r.returncode != 0
+
+
+def test_reverse_mode_ir_parses_with_mlir_opt():
+    """Reverse-mode IR, before (ad.push/ad.pop) and after tape materialization (!ad.tape
+    handles), is MLIR too: the Bessel series and every corpus function with a loop."""
+    ns = dict(vars(corpus))
+    jitted = {c.fn.__name__: lldiff.jit(types.FunctionType(
+        c.fn.__code__, ns, c.fn.__name__, c.fn.__defaults__, c.fn.__closure__), opt=0)
+        for c in corpus.CASES}
+    ns.update(jitted)
+    failures = []
+    count = 0
+    for case in corpus.CASES:
+        fn = case.fn
+        args = case.inputs[0]
+        if not any(isinstance(a, float) for a in args):
+            continue
+        text = jitted[fn.__name__].inspect("vjp", *args)
+        if '"ad.push"' not in text:
+            continue
+        count += 1
+        before, after = text.split("// after tape materialization")
+        for part in (before, after.split("\n", 1)[1]):
+            r = subprocess.run([MLIR_OPT, "--allow-unregistered-dialect", "-"], input=part,
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                failures.append(f"{fn.__name__}:\n{r.stderr[:2000]}")
+    assert count >= 15, count
+    assert not failures, "\n\n".join(failures[:3])
