@@ -282,7 +282,9 @@ def vjp(f, *primals):
     The pullback is compiled: one native call runs the augmented forward sweep and the reverse
     sweep (the tape lives in that call, so the forward sweep is run again rather than kept
     between the two calls). `ybar` has the shape of f's result: a number, or a tuple with a
-    number (or None) for each float result and None (or 0) for int and bool results.
+    number (or None) for each float result and None (or 0) for int and bool results. A None
+    cotangent leaves that result out (no adjoint code for it), unlike 0.0, which is multiplied
+    through (and gives NaN where that result's derivative is infinite, as in JAX).
     """
     d = _dispatcher(f, "vjp")
     values = d._bind(primals, {})
@@ -309,7 +311,9 @@ def vjp(f, *primals):
                                 f"its cotangent must be None or 0, got {b!r}")
         if not any(mask):
             return tuple(None for _ in values)
-        spec = d._derived(types, "vjp", mask)
+        # a None cotangent means the result is not differentiated at all
+        useful = [t.is_float and b is not None for t, b in zip(rtypes, bars)]
+        spec = d._derived(types, "vjp", mask, seeded=useful)
         out = spec.entry(*args, *seeds)
         out = list(out) if isinstance(out, tuple) else [out]
         bars_x = iter(out[len(rtypes):])
@@ -320,7 +324,8 @@ def vjp(f, *primals):
 
 
 def jacrev(f, argnums=0):
-    """The Jacobian of `f` by reverse mode: one native reverse sweep per float output.
+    """The Jacobian of `f` by reverse mode: one native reverse sweep per float output (each
+    a compiled gradient of that output alone).
 
     Returns the same structure as `jacfwd`: d out/d x for an int `argnums` (a tuple over
     outputs for a tuple-valued f), a tuple over argnums for a tuple of argnums.
@@ -334,19 +339,18 @@ def jacrev(f, argnums=0):
         _check_argnums(d, "jacrev", values, types, nums)
         rtypes = d._ir(types).func.result_types
         mask = [i in nums for i in range(len(values))]
-        spec = d._derived(types, "vjp", mask)
         order = sorted(nums)
         rows = []
-        nf = sum(t.is_float for t in rtypes)
-        k = 0
-        for t in rtypes:
+        for k, t in enumerate(rtypes):
             if not t.is_float:
                 rows.append(None)
                 continue
-            seeds = [1.0 if j == k else 0.0 for j in range(nf)]
-            k += 1
-            out = spec.entry(*[_canonical(v) for _, v in values], *seeds)
-            by_arg = dict(zip(order, list(out)[len(rtypes):]))
+            # row k: a gradient of output k alone (the other outputs get no adjoint code, so
+            # an infinite partial of another output cannot turn a zero seed into NaN)
+            spec = d._derived(types, "grad", mask, seeded=[j == k for j in range(len(rtypes))])
+            out = spec.entry(*[_canonical(v) for _, v in values])
+            grads = out[len(rtypes)] if len(nums) > 1 else out[len(rtypes):]
+            by_arg = dict(zip(order, grads))
             g = [by_arg[a] for a in nums]
             rows.append(g[0] if single else tuple(g))
         if not rows:

@@ -211,8 +211,8 @@ class Dispatcher:
     def _derived_ir(self, types, kind, mask, width=1, seeded=None):
         """The specialization of a derivative of this function, differentiating the arguments
         whose `mask` flag is set: kind "jvp" (carrying `width` tangent directions), "vjp"
-        (seeds as arguments) or "grad" (the vjp with the float results whose `seeded` flag is
-        set seeded with 1.0, the others with 0.0)."""
+        (seeds as arguments; with `seeded`, results not flagged get no adjoint code) or "grad"
+        (the vjp with the float results whose `seeded` flag is set seeded with 1.0)."""
         types, mask = tuple(types), tuple(bool(m) for m in mask)
         seeded = None if seeded is None else tuple(bool(s) for s in seeded)
         key = (types, kind, mask, width, seeded)
@@ -230,8 +230,8 @@ class Dispatcher:
             module = Module(list(primal.module))
             if kind == "jvp":
                 name = jvp_func(module, primal.symbol, mask, width)
-            elif kind == "vjp" and width == 1:
-                name = vjp_func(module, primal.symbol, mask)
+            elif kind == "vjp" and width == 1:  # seeded: the results that get adjoint code
+                name = vjp_func(module, primal.symbol, mask, seeded)
             elif kind == "grad" and width == 1:
                 name = grad_func(module, primal.symbol, mask, seeded)
             else:

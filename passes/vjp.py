@@ -44,18 +44,28 @@ from .rewrite import trip_count
 __all__ = ["vjp_func", "vjp_name", "grad_func"]
 
 
-def vjp_name(name, active_args):
-    return f"{name}.vjp." + "".join("1" if a else "0" for a in active_args)
+def vjp_name(name, active_args, useful=None):
+    tail = "" if useful is None else "." + "".join("1" if u else "0" for u in useful)
+    return f"{name}.vjp." + "".join("1" if a else "0" for a in active_args) + tail
 
 
-def vjp_func(module, name, active_args):
-    """Add the vjp of `module[name]` to `module` unless present; return its name."""
+def vjp_func(module, name, active_args, useful=None):
+    """Add the vjp of `module[name]` to `module` unless present; return its name.
+
+    `useful`: a flag per result (default: every float result) -- results not flagged get no
+    adjoint code at all and their seeds are ignored. That is what a zero seed means, and it
+    matters: a zero seed times an infinite partial (asin'(1)) would be NaN.
+    """
     func = module[name]
     active_args = tuple(bool(a) and t.is_float for a, t in zip(active_args, func.arg_types))
-    new_name = vjp_name(name, active_args)
+    if useful is not None:
+        useful = tuple(bool(u) and t.is_float for u, t in zip(useful, func.result_types))
+        if useful == tuple(t.is_float for t in func.result_types):
+            useful = None
+    new_name = vjp_name(name, active_args, useful)
     if new_name not in module.funcs:
         func = inline_calls(module, func)
-        act = analyze(module, func, active_args)
+        act = analyze(module, func, active_args, useful)
         rev = _Reverse(module, func, act)
         module.add(rev.build(new_name))
         if os.environ.get("LLDIFF_EXPLAIN", "") in ("cache", "all"):
@@ -113,10 +123,10 @@ class _Reverse:
         ret = body.terminator
         adj = {}
         seed_args = iter(nf.args[len(f.args):])
-        for v in ret.operands:
+        for i, v in enumerate(ret.operands):
             if v.type.is_float:
                 s = next(seed_args)
-                if self.act.active(v):
+                if self.act.useful_results[i] and self.act.active(v):
                     self.add(adj, v, s, b)
         self.reverse_ops(body.ops[:-1], adj, nf.body.block)
         outs = [self.vmap[v] for v in ret.operands]
@@ -592,8 +602,8 @@ def grad_func(module, name, active_args, seeded):
     (1.0 for the float results whose `seeded` flag is set, 0.0 for the others), so a gradient
     is one native call taking only the primal arguments. Returns the new function's name."""
     func = module[name]
-    rev = module[vjp_func(module, name, active_args)]
-    mask = rev.name.rsplit(".", 1)[1]
+    rev = module[vjp_func(module, name, active_args, seeded)]
+    mask = "".join("1" if a and t.is_float else "0" for a, t in zip(active_args, func.arg_types))
     tag = "".join("1" if s else "0" for s in seeded)
     new_name = f"{name}.grad.{mask}.{tag}"
     if new_name not in module.funcs:

@@ -371,3 +371,16 @@ def test_two_threads_share_one_gradient():
     for t in threads:
         t.join()
     assert results[0] == want and results[1] == want
+
+
+def inv_trig(x):
+    return math.asin(x), math.acos(x), math.atan(x)
+
+
+def test_unseeded_outputs_get_no_adjoint_code():
+    """At x = -1 asin' and acos' are infinite: jacrev's atan row must not be 0 * inf = NaN."""
+    assert lldiff.jacrev(inv_trig)(-1.0) == lldiff.jacfwd(inv_trig)(-1.0) == (
+        math.inf, -math.inf, 0.5)
+    _, pullback = lldiff.vjp(inv_trig, -1.0)
+    assert pullback((None, None, 1.0)) == (0.5,)
+    assert math.isnan(pullback((0.0, 0.0, 1.0))[0])  # a zero cotangent is multiplied through

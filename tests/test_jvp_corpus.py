@@ -7,7 +7,8 @@ central finite difference of the *plain Python function* evaluated in mpmath at 
 `%` rewritten to exact helpers, so the oracle shares no code with lldiff. Points where the
 function is not differentiable (the one-sided differences disagree: a branch, floor, a loop
 that changes its trip count) are skipped; at least most points of the corpus are checked.
-The IR interpreter runs the same jvp IR and must agree with the compiled code.
+The IR interpreter runs the same jvp IR and must agree with the compiled code. Reverse mode
+(the gradient of output k, dotted with the direction) is checked against the same reference.
 """
 
 import ast
@@ -200,8 +201,18 @@ def _finite_float_result(v):
                for e in _as_list(v))
 
 
+def _reverse_directional(d, args, types_, dirs, rtypes, k):
+    """(J dirs)_k computed by reverse mode: the vjp seeded with the k-th unit cotangent."""
+    mask = [v is not None for v in dirs]
+    spec = d._derived(tuple(types_), "grad", mask, seeded=[i == k for i in range(len(rtypes))])
+    out = _as_list(spec.entry(*args))[len(rtypes):]
+    if len(out) == 1 and isinstance(out[0], tuple):
+        out = list(out[0])
+    return sum(b * v for b, v in zip(out, [v for v in dirs if v is not None]))
+
+
 @pytest.mark.parametrize("case", _cases())
-def test_jvp_matches_mpmath_finite_differences(case, namespaces):
+def test_jvp_and_vjp_match_mpmath_finite_differences(case, namespaces):
     import lldiff
     jit_ns, mp_ns = namespaces
     name = case.fn.__name__
@@ -267,6 +278,10 @@ def test_jvp_matches_mpmath_finite_differences(case, namespaces):
             tol = RTOL * max(abs(ref), 1e-6)
             assert abs(tangent - ref) <= tol, \
                 f"{name}{args} along {dirs}: output {k}: lldiff {tangent!r}, mpmath FD {ref!r}"
+            # reverse mode against the same reference: <J^T e_k, dirs> = (J dirs)_k
+            rev = _reverse_directional(d, args, types_, dirs, rtypes, k)
+            assert abs(rev - ref) <= tol, \
+                f"{name}{args} along {dirs}: output {k}: lldiff reverse {rev!r}, mpmath FD {ref!r}"
             checked += 1
     STATS["checked"] += checked
 
