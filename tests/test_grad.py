@@ -81,6 +81,28 @@ def calls_in_loop(x, y, n):
     return s
 
 
+def nested_while(x, n):
+    # an inner while with a data-dependent trip count per outer iteration: its count goes on
+    # the outer loop's tape
+    s = 0.0
+    for i in range(n):
+        t = x
+        while t < 10.0 * (i + 1):
+            t = t * 1.5
+        s += t
+    return s
+
+
+def _nested_while_grad(x, n):
+    total = 0.0
+    for i in range(n):
+        t, m = x, 0
+        while t < 10.0 * (i + 1):
+            t, m = t * 1.5, m + 1
+        total += 1.5 ** m
+    return total
+
+
 def chain(x0, theta, h, steps):
     x = x0
     for k in range(steps):
@@ -109,6 +131,7 @@ CLOSED_FORMS = [
     (babylonian_sqrt, (2.0,), lambda a: (0.5 / math.sqrt(a),)),
     (babylonian_sqrt, (0.3,), lambda a: (0.5 / math.sqrt(a),)),
     (babylonian_sqrt, (12345.0,), lambda a: (0.5 / math.sqrt(a),)),
+    (nested_while, (0.7, 12), lambda x, n: (_nested_while_grad(x, n),)),
     (calls_in_loop, (0.5, 0.3, 5), lambda x, y, n: (
         sum(math.exp(y * i) for i in range(n)), sum(x * i * math.exp(y * i) for i in range(n)))),
 ]
@@ -201,6 +224,32 @@ def test_bessel_tape_is_one_f64_per_iteration_and_the_count(monkeypatch, capsys)
     assert "8 bytes per iteration" in err
     assert "%s_1: f64 cached" in err
     assert "%k_1: i64 free" in err
+
+
+def test_integers_are_never_cached_in_the_corpus():
+    """Across the corpus the tapes hold floats and branch bits (i1), never an i64: counters
+    and induction variables are rebuilt from the iteration number."""
+    import types
+    import corpus
+    ns = dict(vars(corpus))
+    jitted = {c.fn.__name__: lldiff.jit(types.FunctionType(
+        c.fn.__code__, ns, c.fn.__name__, c.fn.__defaults__, c.fn.__closure__))
+        for c in corpus.CASES}
+    ns.update(jitted)
+    kinds = set()
+    for case in corpus.CASES:
+        args = case.inputs[0]
+        if not any(isinstance(a, float) for a in args):
+            continue
+        after = jitted[case.fn.__name__].inspect("vjp", *args).split("// after tape")[1]
+        kinds |= {line.split("(!ad.tape, ")[1].split(")")[0] for line in after.splitlines()
+                  if '"ad.tape.push"' in line}
+    assert kinds == {"f64", "i1"}, kinds
+    # a while loop nested in a for loop: its trip count is the one i64 on the outer tape, and
+    # nothing else is stored (t * 1.5 needs no primal value in reverse)
+    after = lldiff.jit(nested_while).inspect("vjp", 0.7, 12).split("// after tape")[1]
+    pushes = [line for line in after.splitlines() if '"ad.tape.push"' in line]
+    assert [p.split("(!ad.tape, ")[1].split(")")[0] for p in pushes] == ["i64"], pushes
 
 
 def test_inspect_vjp_and_cli_dump(tmp_path):
