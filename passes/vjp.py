@@ -21,6 +21,11 @@ followed by the reverse sweep in the same body:
 `break`, `continue` and early `return` need nothing special: the frontend has already turned
 them into `scf.while` loops with flags, and the flags' branches are taken again as recorded.
 
+Adjoints of scalars are SSA values: summed where a value has several uses, carried through the
+reverse loops as iter_args (the adjoints of the loop-carried values and accumulators for the
+outer values the body reads). No `ad.cell` (a memory cell for an adjoint) is needed until
+arrays have shadows.
+
 passes/tape.py then gives the abstract `ad.push`/`ad.pop` pairs memory. Signature of
 `f.vjp.<mask>`: the primal arguments, then one adjoint seed per float result; results: the
 primal results, then the adjoint of each argument whose mask bit is set.
@@ -31,8 +36,7 @@ import itertools
 import os
 import sys
 
-from lldiff.ir import I1, I64, Block, Builder, Func, Op, Region, Value
-from lldiff.ir import print_func
+from lldiff.ir import I1, I64, Block, Builder, Func, Op, Region, Value, print_func
 from lldiff.ir.printer import Namer
 
 from . import cache
@@ -52,9 +56,9 @@ def vjp_name(name, active_args, useful=None):
 def vjp_func(module, name, active_args, useful=None):
     """Add the vjp of `module[name]` to `module` unless present; return its name.
 
-    `useful`: a flag per result (default: every float result) -- results not flagged get no
-    adjoint code at all and their seeds are ignored. That is what a zero seed means, and it
-    matters: a zero seed times an infinite partial (asin'(1)) would be NaN.
+    `useful`: a flag per result (default: every float result). Results not flagged get no
+    adjoint code at all and their seeds are ignored, rather than multiplied through: a zero
+    seed times an infinite partial such as asin'(1) would be NaN.
     """
     func = module[name]
     active_args = tuple(bool(a) and t.is_float for a, t in zip(active_args, func.arg_types))
