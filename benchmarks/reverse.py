@@ -34,7 +34,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
-from primal import _cpu_model, _loadavg, besselj  # noqa: E402
+from forward import _interleaved  # noqa: E402
+from primal import _cpu_model, _loadavg, _numba_register_factorial, besselj  # noqa: E402
 
 
 def chain(x0, theta, h, steps):
@@ -97,24 +98,9 @@ def _bessel_drivers(opt):
 def _numba_variants():
     import numba
     import numpy as np
-
-    @numba.njit(cache=False)
-    def fact(v):
-        f = 1.0
-        for i in range(2, v + 1):
-            f *= i
-        return f
-
-    @numba.njit(cache=False)
-    def nb_besselj(v, z):
-        k = 0
-        s = (z / 2) ** v / fact(v)
-        out = s
-        while abs(s) > 2.220446049250313e-16:
-            k += 1
-            s *= -1 / k / (k + v) * (z / 2) ** 2
-            out += s
-        return out
+    _numba_register_factorial()  # numba lacks math.factorial; primal.py registers a loop
+    nb_besselj = numba.njit(besselj)
+    fact = numba.njit(lambda v: math.factorial(v))
 
     @numba.njit(cache=False)
     def nb_hand_rule(v, n, zmax):
@@ -166,16 +152,6 @@ def _numba_variants():
         return nb_besselj(v, z), 0.5 * (nb_besselj(v - 1, z) - nb_besselj(v + 1, z))
 
     return nb_besselj, nb_hand_rule, nb_hand_reverse, nb_value_and_derivative
-
-
-def _interleaved(variants, repeats):
-    times = {k: [] for k in variants}
-    for _ in range(repeats):
-        for k, fn in variants.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return times
 
 
 def _table(times, n, base_key, goal_key=None, goal=None, unit="point"):

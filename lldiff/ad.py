@@ -150,14 +150,7 @@ def jacfwd(f, argnums=0):
     def jac(*args, **kwargs):
         values = d._bind(args, kwargs)
         types = tuple(d._arg_type(name, v) for name, v in values)
-        for k in nums:
-            if k >= len(values):
-                raise ValueError(f"lldiff.jacfwd: argnums {k} is out of range for "
-                                 f"{d.__name__} with {len(values)} arguments")
-            name, v = values[k]
-            if not types[k].is_float:
-                raise TypeError(f"lldiff.jacfwd: argument '{name}' (argnums {k}) is "
-                                f"{_kind(v)}; only float arguments can be differentiated")
+        _check_argnums(d, "jacfwd", values, types, nums)
         width = len(nums)
         mask = [i in nums for i in range(len(values))]
         seeds = [1.0 if nums[w] == i else 0.0
