@@ -369,6 +369,29 @@ def test_a_million_gradient_calls_keep_rss_flat():
     assert abs(_rss_mb() - before) <= 5.0
 
 
+def raises_late(x, n):
+    s = 0.0
+    k = 0
+    while k < n:
+        s = s + math.sin(s + x) * 1e-3
+        k += 1
+        if k == n - 1:
+            s += 1 // (k - k)
+    return s
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc")
+def test_an_error_after_the_tape_spilled_frees_it():
+    g = lldiff.grad(raises_late)
+    with pytest.raises(ZeroDivisionError):
+        g(0.3, 100_000)  # 800 KB of tape on the heap when it raises
+    before = _rss_mb()
+    for _ in range(200):
+        with pytest.raises(ZeroDivisionError):
+            g(0.3, 100_000)
+    assert abs(_rss_mb() - before) <= 5.0
+
+
 def test_ten_million_iteration_while_spills_the_tape_to_the_heap():
     n = 10_000_000
     f = lldiff.jit(long_while)
