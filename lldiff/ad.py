@@ -188,7 +188,7 @@ def _kind(v):
 def _canonical(v):
     if type(v) in (float, int, bool):
         return v
-    return v.item() if hasattr(v, "item") else v
+    return v.item() if hasattr(v, "item") and getattr(v, "ndim", 0) == 0 else v
 
 
 # --- reverse mode -------------------------------------------------------------------------

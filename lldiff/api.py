@@ -23,11 +23,13 @@ _lock = threading.RLock()
 _symbol_counter = [0]
 
 
-def jit(fn=None, *, opt=None, verify=None):
+def jit(fn=None, *, opt=None, verify=None, boundscheck=None):
     """Compile `fn` lazily for each argument-type signature it is called with.
 
     opt: LLVM optimization level 0-3 (default 2, or $LLDIFF_OPT).
     verify: run the IR verifier after every pass (default: $LLDIFF_VERIFY, tests set it).
+    boundscheck: array indices out of range raise IndexError (default: $LLDIFF_BOUNDSCHECK;
+    off, they are undefined behaviour, as in numba).
     """
     if opt is None:
         opt = int(os.environ.get("LLDIFF_OPT", OPT_DEFAULT))
@@ -35,6 +37,8 @@ def jit(fn=None, *, opt=None, verify=None):
         raise ValueError(f"opt must be 0, 1, 2 or 3, got {opt!r}")
     if verify is None:
         verify = os.environ.get("LLDIFF_VERIFY", "") not in ("", "0")
+    if boundscheck is None:
+        boundscheck = os.environ.get("LLDIFF_BOUNDSCHECK", "") not in ("", "0")
 
     def wrap(f):
         if isinstance(f, Dispatcher):
@@ -42,7 +46,9 @@ def jit(fn=None, *, opt=None, verify=None):
         if not callable(f) or not hasattr(f, "__code__"):
             raise TypeError(f"lldiff.jit expects a Python function, got {type(f).__name__}")
         cls = type(f"jit<{f.__name__}>", (Dispatcher,), {})
-        return cls(f, opt, verify)
+        d = cls(f, opt, verify)
+        d.boundscheck = bool(boundscheck)
+        return d
 
     return wrap if fn is None else wrap(fn)
 
@@ -71,6 +77,7 @@ class Dispatcher:
         self.py_func = py_func
         self.opt = opt
         self.verify = verify
+        self.boundscheck = False
         self.__name__ = py_func.__name__
         self.__qualname__ = py_func.__qualname__
         self.__doc__ = py_func.__doc__
@@ -99,6 +106,7 @@ class Dispatcher:
         values = self._bind(args, kwargs)
         types = tuple(self._arg_type(name, v) for name, v in values)
         spec = self._native(types)
+        _check_arrays(self.__name__, values, types, spec.func)
         return spec.entry(*[_canonical(v) for _, v in values])
 
     def _bind(self, args, kwargs):
@@ -118,8 +126,7 @@ class Dispatcher:
                     and not isinstance(v, np.longdouble):
                 t = type_of_python_value(v.item())
         if t is None:
-            raise TypeError(f"{self.__name__}(): argument '{name}' must be float, int or bool, "
-                            f"not {type(v).__name__}")
+            raise _bad_argument(self.__name__, name, v)
         return t
 
     def interpret(self, *args, **kwargs):
@@ -137,7 +144,7 @@ class Dispatcher:
         with _lock:
             _symbol_counter[0] += 1
             n = _symbol_counter[0]
-        sig = "_".join(str(t) for t in types) or "void"
+        sig = "_".join(_mangle(t) for t in types) or "void"
         return f"{self.py_func.__name__}.{sig}.{n}"
 
     def _ir(self, types):
@@ -167,7 +174,8 @@ class Dispatcher:
         from .passes import run_pipeline
         if self._source is None:
             self._source = get_source(self.py_func)
-        func, callees = lower_function(self._source, spec.types, spec.symbol, _resolve_callee)
+        func, callees = lower_function(self._source, spec.types, spec.symbol, _resolve_callee,
+                                       self.boundscheck)
         own = Module([func])
         for c in callees:
             if c.name not in own.funcs:
@@ -176,6 +184,7 @@ class Dispatcher:
             verify(own)
         # Callees arrive canonicalized (a fixpoint), so the pass leaves them unchanged.
         run_pipeline(own, "canonicalize", verify=self.verify)
+        _mark_writes(own, func)
         spec.func = func
         spec.callees = tuple(c for c in own if c is not func)
         spec.module = own
@@ -244,6 +253,7 @@ class Dispatcher:
                 d.before_tape = [print_func(f) for f in module if f.name not in
                                  primal.module.funcs]
                 run_pipeline(module, "tape", verify=self.verify)
+            _mark_writes(module, module[name])
             if kind == "grad" and sum(mask) > 1:
                 # the entry point returns (value, [aux...,] (g1, g2, ...))
                 module[name].attrs["py_group"] = len(primal.func.result_types)
@@ -329,7 +339,9 @@ def jit_grad(fn=None, *, opt=None, verify=None):
     def wrap(f):
         d = jit(f, opt=opt, verify=verify)
         cls = type(f"jit_grad<{d.__name__}>", (JitGrad,), {})
-        return cls(d.py_func, d.opt, d.verify)
+        g = cls(d.py_func, d.opt, d.verify)
+        g.boundscheck = d.boundscheck
+        return g
 
     return wrap if fn is None else wrap(fn)
 
@@ -364,6 +376,57 @@ class JitGrad(Dispatcher):
         return d
 
 
+def _mangle(t):
+    """A type's part of a symbol name: f64, i64, ...; arr2f64 for memref<?x?xf64> and
+    arr2f64s for a strided one."""
+    if t.is_memref:
+        return f"arr{t.rank}{t.elem}" + ("" if t.contiguous else "s")
+    return str(t)
+
+
+def _mark_writes(module, func):
+    """Record on `func` which array arguments it may write (the entry point checks them)."""
+    if any(t.is_memref for t in func.arg_types):
+        from .passes import written_arguments
+        func.attrs["writes"] = tuple(sorted(written_arguments(module, func)))
+
+
+def _check_arrays(fname, values, types, func):
+    """The slow path's array checks the entry point makes too: a clear error instead."""
+    writes = func.attrs.get("writes", ())
+    for i, ((name, v), t) in enumerate(zip(values, types)):
+        if t.is_memref:
+            if not v.flags.aligned:
+                raise ValueError(f"{fname}(): argument '{name}' is not aligned; pass a copy "
+                                 "(x.copy())")
+            if i in writes and not v.flags.writeable:
+                raise ValueError(f"{fname}(): argument '{name}' is read-only, and "
+                                 f"{fname} writes to it")
+
+
+def _bad_argument(fname, name, v):
+    """The TypeError/ValueError for an argument lldiff cannot take, naming the parameter."""
+    np = _numpy()
+    where = f"{fname}(): argument '{name}'"
+    if np is not None and isinstance(v, np.ndarray):
+        if type(v) is not np.ndarray:
+            return TypeError(f"{where} is a {type(v).__name__} (an ndarray subclass); pass "
+                             "a plain numpy array (np.asarray(x))")
+        if v.ndim not in (1, 2):
+            return ValueError(f"{where} has {v.ndim} dimensions; arrays of 1 or 2 dimensions "
+                              "are supported")
+        if not v.dtype.isnative:
+            return TypeError(f"{where} has non-native byte order ({v.dtype}); convert it "
+                             "with x.astype(x.dtype.newbyteorder('='))")
+        return TypeError(f"{where} has dtype {v.dtype}; arrays of float64, float32 or int64 "
+                         "are supported")
+    if isinstance(v, (list, tuple)):
+        return TypeError(f"{where} is a {type(v).__name__}; pass a numpy array "
+                         "(np.asarray(...)) or a number")
+    return TypeError(f"{where} must be a float, an int, a bool or a numpy array, "
+                     f"not {type(v).__name__}")
+
+
 def _no_fallback(name, kind):
     def fallback(*args, **kwargs):
         raise TypeError(f"{name} ({kind}): internal call with unexpected arguments {args!r}")
@@ -384,7 +447,7 @@ def _resolve_callee(obj, arg_types):
 def _canonical(v):
     if type(v) in (float, int, bool):
         return v
-    return v.item() if hasattr(v, "item") else v
+    return v.item() if hasattr(v, "item") and getattr(v, "ndim", 0) == 0 else v
 
 
 def _pythonize(values, types):

@@ -45,6 +45,18 @@ class Activity:
     def active(self, v):
         return v in self.varied and v in self.useful and v.type.is_float
 
+    def check_supported(self):
+        """Raise NotImplementedError for what the AD passes cannot differentiate yet: a value
+        that varies with a differentiated argument stored into an array (its derivative would
+        be lost in memory; arrays get shadows in a later step)."""
+        for op in self.func.walk():
+            if op.name == "lldiff.store" and op.operands[0] in self.varied:
+                where = f" at {op.loc}" if op.loc else ""
+                raise NotImplementedError(
+                    f"differentiating through a value stored into an array{where} is not "
+                    "supported yet (arrays can be read, and written with values that do not "
+                    "depend on the differentiated arguments)")
+
     # --- interprocedural summaries -----------------------------------------------------------
 
     def _callee(self, op, args_mask, results_mask):

@@ -7,7 +7,8 @@ the rule table, branch conditions, bounds of inner loops). Each is
 * free: an induction variable or an affine integer counter (`k += c`), rebuilt from the
   reverse iteration number -- integer counters are never cached;
 * recomputed: the result of a pure scalar op of the body whose operands are themselves
-  available, free, recomputed or cached, cloned into the reverse body;
+  available, free, recomputed or cached, cloned into the reverse body -- an array load too,
+  when the function writes no array (memory never written again is re-read, not cached);
 * cached: pushed on the loop's tape at the end of each forward iteration and popped at the
   start of the matching reverse iteration.
 
@@ -55,18 +56,21 @@ class Plan:
         return sum(type_bytes(v.type) for v in self.cached)
 
 
-def _recomputable(op):
+def _recomputable(op, reread):
     d = OPS.get(op.name)
     return (d is not None and d.pure and not op.regions and op.name != "func.call"
-            and d.type_rule is not None and len(op.results) == 1)
+            and d.type_rule is not None and len(op.results) == 1
+            and (reread or op.name != "lldiff.load"))
 
 
-def plan(block, needed, free):
+def plan(block, needed, free, reread=True):
     """Decide available / free / recomputed / cached for `needed`, read in the reverse of `block`.
 
     `needed`: values the reverse of one iteration reads that are defined inside the loop (at
     the top level of `block`, its arguments, or deeper inside branches). `free`: the values
-    rebuilt from the iteration number (induction variable, affine counters).
+    rebuilt from the iteration number (induction variable, affine counters). `reread`:
+    array loads may be repeated in the reverse sweep (no array is written by the function);
+    otherwise a value loaded from an array is cached like any other source.
     """
     position = {op: i for i, op in enumerate(block.ops)}
     local = set(block.args)
@@ -92,7 +96,7 @@ def plan(block, needed, free):
         op = getattr(v, "op", None)
         if v in free:
             kind[v] = "free"
-        elif op is not None and op in position and _recomputable(op):
+        elif op is not None and op in position and _recomputable(op, reread):
             kind[v] = "op"
             stack.extend(op.operands)
         else:

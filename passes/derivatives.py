@@ -55,7 +55,10 @@ INACTIVE = frozenset({
     "arith.constant", "arith.addi", "arith.subi", "arith.muli", "arith.floordivsi",
     "arith.remsi", "arith.andi", "arith.ori", "arith.xori", "arith.cmpf", "arith.cmpi",
     "arith.sitofp", "arith.uitofp", "arith.fptosi", "arith.extui", "math.ipowi", "math.isnan",
-    "math.isinf", "math.isfinite", "lldiff.factorial", "lldiff.raise_if"})
+    "math.isinf", "math.isfinite", "lldiff.factorial", "lldiff.raise_if",
+    # Arrays are not differentiated yet: a load gives an inactive value, and the AD passes
+    # refuse a function that stores a value varying with a differentiated argument.
+    "lldiff.load", "lldiff.store", "lldiff.dim"})
 
 PIECEWISE_CONSTANT = frozenset({"math.floor", "math.ceil", "math.trunc", "math.roundeven"})
 
@@ -215,6 +218,25 @@ def _select_vjp(e, x, y, ybar, need):
 @rule("arith.select", [None, ("x0",), ("x0",)], jvp=_select_jvp, vjp=_select_vjp)
 def _select(e, x, y):
     return [None, e.select(x[0], 1.0, 0.0), e.select(x[0], 0.0, 1.0)]
+
+
+def _fcast_jvp(e, x, y, dx):
+    return e.b.value(y.op.name, dx[0], to=y.type)
+
+
+def _fcast_vjp(e, x, y, ybar, need):
+    back = "arith.truncf" if y.op.name == "arith.extf" else "arith.extf"
+    return [e.b.value(back, ybar, to=x[0].type)]
+
+
+@rule("arith.extf", [()], jvp=_fcast_jvp, vjp=_fcast_vjp)
+def _extf(e, x, y):
+    return [1.0]
+
+
+@rule("arith.truncf", [()], jvp=_fcast_jvp, vjp=_fcast_vjp)
+def _truncf(e, x, y):
+    return [1.0]
 
 
 # --- math ----------------------------------------------------------------------------------

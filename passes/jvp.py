@@ -49,6 +49,7 @@ def jvp_func(module, name, active_args, width=1):
     new_name = jvp_name(name, active_args, width)
     if new_name not in module.funcs:
         act = analyze(module, func, active_args)
+        act.check_supported()
         if os.environ.get("LLDIFF_EXPLAIN", "") in ("activity", "all"):
             sys.stderr.write(act.explain())
         module.add(_Forward(module, func, act, width).build(new_name))

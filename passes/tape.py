@@ -39,12 +39,12 @@ def _materialize(func):
         elif op.name == "ad.push":
             k = op.attrs["tape"]
             record[k] = record.get(k, 0) + type_bytes(op.operands[0].type)
-    if not loops and not record:
+    if not record:
         return
     top = func.body.block
     handles = {}
     entry = []
-    for k in sorted(set(loops) | set(record)):
+    for k in sorted(record):  # a loop with nothing to record gets no tape
         loop = loops.get(k)
         if loop is not None and loop.name == "scf.for" and loop.parent is top:
             # a buffer sized by the trip count, made right before the loop

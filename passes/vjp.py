@@ -70,6 +70,7 @@ def vjp_func(module, name, active_args, useful=None):
     if new_name not in module.funcs:
         func = inline_calls(module, func)
         act = analyze(module, func, active_args, useful)
+        act.check_supported()
         rev = _Reverse(module, func, act)
         module.add(rev.build(new_name))
         if os.environ.get("LLDIFF_EXPLAIN", "") in ("cache", "all"):
@@ -109,6 +110,8 @@ class _Reverse:
         self._needs = {}
         self._inside = {}
         self._plans = {}
+        # array reads can be repeated in the reverse sweep only if no array is written
+        self.reread = not any(op.name == "lldiff.store" for op in func.walk())
 
     def build(self, new_name):
         f = self.func
@@ -213,7 +216,8 @@ class _Reverse:
             free = {carries[i] for i in self.affine(op)}
             if op.name == "scf.for":
                 free.add(body.args[0])
-            got = self._plans[op] = cache.plan(body, list(dict.fromkeys(needed)), free)
+            got = self._plans[op] = cache.plan(body, list(dict.fromkeys(needed)), free,
+                                               reread=self.reread)
         return got
 
     def affine(self, op):

@@ -12,7 +12,7 @@ import random
 import mpmath
 import pytest
 
-from lldiff.ir import F64, I1, I64, OPS, Block, Builder, Func, Module, interpret, verify
+from lldiff.ir import F32, F64, I1, I64, OPS, Block, Builder, Func, Module, interpret, verify
 from lldiff.passes import jvp_func, run_pipeline
 from lldiff.passes.derivatives import (INACTIVE, PIECEWISE_CONSTANT, RULES, STRUCTURAL, Emit,
                                        classify, digamma_func)
@@ -55,7 +55,8 @@ def test_piecewise_constant_and_inactive_ops_have_float_or_int_results_as_declar
 def _attrs(name):
     return {"arith.cmpf": {"pred": "olt"}, "arith.cmpi": {"pred": "slt"},
             "arith.constant": {"value": 1.0, "type": F64}, "lldiff.raise_if":
-            {"exc": "ValueError", "msg": "m"}}.get(name, {"to": F64 if name in (
+            {"exc": "ValueError", "msg": "m"}, "arith.extf": {"to": F64},
+            "arith.truncf": {"to": F32}}.get(name, {"to": F64 if name in (
                 "arith.sitofp", "arith.uitofp") else I64})
 
 
@@ -63,7 +64,7 @@ def _operand_types(name):
     """Operand type lists the op's type rule accepts (from a small candidate set)."""
     if name == "arith.constant":
         return [[]]
-    cands = [[], [F64], [I64], [I1], [F64, F64], [I64, I64], [F64, I64], [I1, F64, F64],
+    cands = [[], [F64], [F32], [I64], [I1], [F64, F64], [I64, I64], [F64, I64], [I1, F64, F64],
              [F64, F64, F64]]
     out = []
     for c in cands:
@@ -84,7 +85,8 @@ def _emit_rule(name):
     (types,) = [t for t in _operand_types(name) if len(t) == n and any(u.is_float for u in t)][:1]
     f = Func("probe", types, [], [f"x{i}" for i in range(len(types))])
     b = Builder(f.body.block)
-    y = b.create(name, list(f.args)).result
+    y = b.create(name, list(f.args), _attrs(name) if name in ("arith.extf", "arith.truncf")
+                 else None).result
     e = Emit(b, F64, helper=lambda h: "digamma")
     parts = RULES[name].partials(e, list(f.args), y)
     return f.body.block, list(f.args), y, parts, e
@@ -131,7 +133,7 @@ def test_specialised_rules_read_only_declared_values(name):
     primal[y] = "y"
     allowed = set().union(*[r for r in rule.reads if r is not None])
     f = block.parent  # unused; tangents and adjoints are fresh args of a second block
-    seeds = Block([v.type for v in xs] + [F64])
+    seeds = Block([v.type for v in xs] + [y.type])
     if rule.jvp:
         dx = [a if rule.has_partial(i) else None for i, a in enumerate(seeds.args[:-1])]
         t = rule.jvp(e, xs, y, dx)
@@ -191,6 +193,8 @@ ORACLES = {
     "lldiff.tgamma": (mp.gamma, [_u(0.1, 20)]),
     "math.fpowi": (None, None),   # int exponent: below
     "arith.select": (None, None),  # i1 operand: below
+    "arith.extf": (None, None),    # f32 <-> f64: below, as a round trip
+    "arith.truncf": (None, None),
 }
 
 
@@ -233,6 +237,16 @@ def _one_op_funcs():
         jname = jvp_func(module, "select", [False, i == 1, i == 2])
         pts = [[c, rng.uniform(-3, 3), rng.uniform(-3, 3)] for c in (True, False)]
         cases.append(("arith.select", i, jname, lambda c, a, b: a if c else b, pts))
+    # float32 storage: x -> f32 -> f64 has derivative 1 (rounding is not differentiated)
+    for name in ("arith.extf", "arith.truncf"):
+        f = Func(name.replace(".", "_"), [F64], [F64])
+        b = Builder(f.body.block)
+        y = b.value("arith.extf", b.value("arith.truncf", f.args[0], to=F32), to=F64)
+        b.create("func.return", [y], result_types=[])
+        module.add(f)
+        jname = jvp_func(module, f.name, [True])
+        pts = [[k / 8] for k in range(-20, 20)]
+        cases.append((name, 0, jname, lambda a: a, pts))
     verify(module)
     run_pipeline(module, "canonicalize", verify=True)
     return module, cases

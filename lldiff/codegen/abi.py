@@ -109,6 +109,9 @@ def emit_entry(lm, func, errors):
             bd.cbranch(is_bool, nxt, fallback)
             bd.position_at_end(nxt)
             values.append(is_true)
+        elif a.type.is_memref:
+            writes = i in func.attrs.get("writes", ())
+            values.append(_unbox_array(fn, bd, obj, a.type, writes, nxt, fallback, i))
         else:
             raise TypeError(f"no entry-point ABI for {a.type}")
 
@@ -154,6 +157,59 @@ def emit_entry(lm, func, errors):
     bd.position_at_end(fallback)
     bd.ret(bd.call(vectorcall, [self_, args, nargsf, kwnames]))
     return fn
+
+
+# numpy's PyArrayObject_fields and PyArray_Descr (stable in NumPy 1.x and 2.x; checked by
+# tests/test_arrays.py against the running numpy): byte offsets of the fields read here.
+_ND_DATA, _ND_NDIM, _ND_DIMS, _ND_STRIDES, _ND_DESCR, _ND_FLAGS = 16, 24, 32, 40, 56, 64
+_DESCR_BYTEORDER, _DESCR_TYPE_NUM = 26, 28
+_C_CONTIGUOUS, _ALIGNED, _WRITEABLE = 0x1, 0x100, 0x400
+# element type -> numpy type numbers (int64 is NPY_LONG or NPY_LONGLONG on LP64 platforms)
+_TYPE_NUMS = {"f64": (12,), "f32": (11,), "i64": (7, 9)}
+
+
+def _unbox_array(fn, bd, obj, t, writes, nxt, fallback, i):
+    """The memref struct of ndarray `obj`, after checking its type, element type, rank,
+    layout, alignment and (if the function writes it) writeability; else the slow path."""
+    import sys
+    np = sys.modules["numpy"]
+    i8, i32 = L.IntType(8), L.IntType(32)
+
+    def field(base, off, ty):
+        p = bd.gep(base, [L.Constant(_I64, off)])
+        return bd.load(bd.bitcast(p, ty.as_pointer()))
+
+    def check(cond, name):
+        ok = fn.append_basic_block(f"arg{i}.{name}")
+        bd.cbranch(cond, ok, fallback)
+        bd.position_at_end(ok)
+
+    nd_type = L.Constant(_I64, id(np.ndarray)).inttoptr(_PTR)
+    check(bd.icmp_unsigned("==", field(obj, 8, _PTR), nd_type), "ndarray")
+    descr = field(obj, _ND_DESCR, _PTR)
+    num = field(descr, _DESCR_TYPE_NUM, i32)
+    good = None
+    for k in _TYPE_NUMS[str(t.elem)]:
+        c = bd.icmp_signed("==", num, L.Constant(i32, k))
+        good = c if good is None else bd.or_(good, c)
+    native = bd.icmp_unsigned("!=", field(descr, _DESCR_BYTEORDER, i8), L.Constant(i8, ord(">")))
+    check(bd.and_(good, native), "dtype")
+    check(bd.icmp_signed("==", field(obj, _ND_NDIM, i32), L.Constant(i32, t.rank)), "ndim")
+    need = _ALIGNED | (_C_CONTIGUOUS if t.contiguous else 0) | (_WRITEABLE if writes else 0)
+    flags = field(obj, _ND_FLAGS, i32)
+    check(bd.icmp_signed("==", bd.and_(flags, L.Constant(i32, need)), L.Constant(i32, need)),
+          "flags")
+    st = llvm_type(t)
+    m = L.Constant(st, None)
+    m = bd.insert_value(m, bd.bitcast(field(obj, _ND_DATA, _PTR), st.elements[0]), 0)
+    dims, strides = field(obj, _ND_DIMS, _PTR), field(obj, _ND_STRIDES, _PTR)
+    size = L.Constant(_I64, t.elem.width // 8)
+    for k in range(t.rank):
+        m = bd.insert_value(m, field(dims, 8 * k, _I64), [1, k])
+        m = bd.insert_value(m, bd.sdiv(field(strides, 8 * k, _I64), size), [2, k])
+    bd.branch(nxt)
+    bd.position_at_end(nxt)
+    return m
 
 
 def _tuple(lm, bd, items):

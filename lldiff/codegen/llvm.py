@@ -35,7 +35,43 @@ class _Tape:
 
 
 def llvm_type(t):
-    return _T[t]
+    got = _T.get(t)
+    if got is None and t.is_memref:
+        # {data, shape[rank], strides[rank] in elements}; a contiguous memref ignores the
+        # strides (C order), so LLVM sees unit stride and can vectorize
+        i64 = L.IntType(64)
+        got = _T[t] = L.LiteralStructType([llvm_type(t.elem).as_pointer(),
+                                           L.ArrayType(i64, t.rank), L.ArrayType(i64, t.rank)])
+    return got
+
+
+def _element_ptr(fe, m, mt, idx):
+    """Address of element `idx` of memref value `m` (type `mt`)."""
+    bd = fe.bd
+    data = bd.extract_value(m, 0)
+    if mt.contiguous:
+        off = idx[0]
+        for k in range(1, mt.rank):
+            off = bd.add(bd.mul(off, bd.extract_value(m, [1, k])), idx[k])
+    else:
+        off = None
+        for k in range(mt.rank):
+            term = bd.mul(idx[k], bd.extract_value(m, [2, k]))
+            off = term if off is None else bd.add(off, term)
+    return bd.gep(data, [off], inbounds=True)
+
+
+def _load(fe, op, a):
+    return [fe.bd.load(_element_ptr(fe, a[0], op.operands[0].type, a[1:]))]
+
+
+def _store(fe, op, a):
+    fe.bd.store(a[0], _element_ptr(fe, a[1], op.operands[1].type, a[2:]))
+    return []
+
+
+def _dim(fe, op, a):
+    return [fe.bd.extract_value(a[0], [1, op.attrs["axis"]])]
 
 
 class ErrorTable:
@@ -227,6 +263,8 @@ LOWER = {
     "arith.select": lambda fe, op, a: [fe.bd.select(*a)],
     "arith.sitofp": _cast("sitofp"), "arith.uitofp": _cast("uitofp"),
     "arith.fptosi": _cast("fptosi"), "arith.extui": _cast("zext"),
+    "arith.extf": _cast("fpext"), "arith.truncf": _cast("fptrunc"),
+    "lldiff.load": _load, "lldiff.store": _store, "lldiff.dim": _dim,
     "math.sqrt": _intrinsic("llvm.sqrt"), "math.sin": _intrinsic("llvm.sin"),
     "math.cos": _intrinsic("llvm.cos"), "math.exp": _intrinsic("llvm.exp"),
     "math.exp2": _intrinsic("llvm.exp2"), "math.log": _intrinsic("llvm.log"),

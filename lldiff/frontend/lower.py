@@ -20,7 +20,7 @@ import ast
 import math
 
 from ..errors import CompileError
-from ..ir import F64, I1, I64, Block, Builder, Func, Loc, Op, OpResult, unify
+from ..ir import F32, F64, I1, I64, Block, Builder, Func, Loc, Op, OpResult, memref, unify
 from . import intrinsics as intr
 
 __all__ = ["lower_function", "type_of_python_value"]
@@ -38,16 +38,29 @@ def type_of_python_value(v):
         return I64
     if isinstance(v, float):
         return F64
+    np = intr._numpy()
+    if np is not None and type(v) is np.ndarray:
+        elem = ARRAY_DTYPES.get(v.dtype.str.lstrip("<=|"))
+        if elem is not None and v.ndim in (1, 2) and v.dtype.isnative:
+            return memref(elem, v.ndim, v.flags.c_contiguous)
     return None
 
 
-def lower_function(src, arg_types, symbol, resolve_callee):
+# numpy dtype (without byte order) -> element type; float32 is read as f64 (arith.extf) and
+# rounded back (arith.truncf) when written, so arithmetic always happens in f64.
+ARRAY_DTYPES = {"f8": F64, "f4": F32, "i8": I64}
+
+
+def lower_function(src, arg_types, symbol, resolve_callee, boundscheck=False):
     """Lower `src` (a `Source`) for `arg_types`; return (Func, callee Funcs).
 
     `resolve_callee(obj, arg_types)` returns `(Func, [Funcs it needs])` when `obj` is an lldiff
-    compiled function, or None.
+    compiled function, or None. `boundscheck`: array indices out of range raise IndexError
+    (otherwise they are undefined behaviour, as in numba).
     """
-    return _Lowerer(src, arg_types, symbol, resolve_callee).run()
+    low = _Lowerer(src, arg_types, symbol, resolve_callee)
+    low.boundscheck = boundscheck
+    return low.run()
 
 
 class _LoopCtx:
@@ -319,7 +332,7 @@ class _Lowerer:
             what, hint = _UNSUPPORTED_STMTS[kind]
             raise self.unsupported(s, what, hint)
         if kind is ast.Assign:
-            value = self.expr_multi(s.value)
+            value = self.expr_multi(s.value, allow_array=True)
             for target in s.targets:
                 self.assign(target, value, s.value)
             return NONE
@@ -329,6 +342,14 @@ class _Lowerer:
             self.assign(s.target, self.expr_multi(s.value), s.value)
             return NONE
         if kind is ast.AugAssign:
+            if isinstance(s.target, ast.Subscript):
+                a, idx = self.array_access(s.target)
+                cur = self.b.value("lldiff.load", a, *idx)
+                if cur.type is F32:
+                    cur = self.b.value("arith.extf", cur, to=F64)
+                new = self.binop(s.op, cur, self.expr(s.value), s)
+                self.store_at(a, idx, new, s)
+                return NONE
             if not isinstance(s.target, ast.Name):
                 raise self.unsupported(s.target, "assignment to this target",
                                        "assign to plain variable names")
@@ -401,6 +422,11 @@ class _Lowerer:
             for t, v in zip(target.elts, value):
                 self.assign(t, v, value_node)
             return
+        if isinstance(target, ast.Subscript):
+            if isinstance(value, tuple):
+                raise self.unsupported(value_node, "a tuple as a value")
+            self.subscript_store(target, value, value_node)
+            return
         if isinstance(target, ast.Starred):
             raise self.unsupported(target, "starred assignment")
         raise self.unsupported(target, f"assignment to {type(target).__name__.lower()}",
@@ -441,7 +467,7 @@ class _Lowerer:
         types = []
         for n in names:
             ts = [e[n].type for e in envs if n in e]
-            t = ts[0] if len(ts) == 1 else unify(*ts)
+            t = ts[0] if len(ts) == 1 else self.join(n, *ts)
             types.append(t)
         for env, block in zip(envs, blocks):
             bb = self.b.at(block)
@@ -645,7 +671,7 @@ class _Lowerer:
                         carried[n] = v.type
                         grew = True
                     continue
-                t = unify(carried[n], v.type)
+                t = self.join(n, carried[n], v.type)
                 if t is not carried[n]:
                     carried[n] = t
                     grew = True
@@ -665,6 +691,15 @@ class _Lowerer:
             if self.loops and self.loops[-1] is ctx:
                 self.loops.pop()
             self.env, self.b.block = outer_env, outer_block
+
+    def join(self, name, a, b):
+        """The type of variable `name` where control flow joins values of types a and b."""
+        try:
+            return unify(a, b)
+        except TypeError:
+            raise self.error(self.src.tree, f"variable '{name}' holds a {a} on one path and a "
+                                            f"{b} on another", "give each array its own name") \
+                from None
 
     def bind_target(self, target, iv, rng):
         norm = rng[3]
@@ -720,10 +755,10 @@ class _Lowerer:
                              "assign it on every path before this use")
         raise self.error(node, f"name '{name}' is not defined")
 
-    def expr_multi(self, node, allow_void=False):
+    def expr_multi(self, node, allow_void=False, allow_array=False):
         """Lower an expression that may be a tuple (tuple literal or a call's results)."""
         if isinstance(node, ast.Tuple):
-            return tuple(self.expr(e) for e in node.elts)
+            return tuple(self.expr(e, allow_array) for e in node.elts)
         if isinstance(node, ast.Call):
             vals = self.call(node)
             if len(vals) == 1:
@@ -731,9 +766,17 @@ class _Lowerer:
             if not vals and not allow_void:
                 raise self.error(node, "this call returns no value")
             return tuple(vals)
-        return self.expr(node)
+        return self.expr(node, allow_array)
 
-    def expr(self, node):
+    def expr(self, node, allow_array=False):
+        v = self._expr(node)
+        if v.type.is_memref and not allow_array:
+            raise self.unsupported(node, "an array used as a value here",
+                                   "index it (a[i], a[i, j]), take a.shape[k] or len(a), pass "
+                                   "it to another @lldiff.jit function or name it (b = a)")
+        return v
+
+    def _expr(self, node):
         self.b.loc = self.loc(node)
         kind = type(node)
         if kind in _UNSUPPORTED_EXPRS:
@@ -769,9 +812,98 @@ class _Lowerer:
                                    "tuples exist only as function results and in unpacking "
                                    "assignments (a, b = b, a)")
         if kind is ast.Subscript:
-            raise self.unsupported(node, "subscripting (indexing or slicing) a scalar",
-                                   "arrays are not supported yet")
+            return self.subscript_load(node)
         raise self.unsupported(node, f"the expression {kind.__name__}")
+
+    # --- arrays -------------------------------------------------------------------------
+
+    def array_access(self, node):
+        """(memref value, normalized i64 indices) for a[i], a[i, j] or a[i][j]."""
+        idx_nodes = []
+        base = node
+        while isinstance(base, ast.Subscript):
+            sl = base.slice
+            elts = sl.elts if isinstance(sl, ast.Tuple) else [sl]
+            idx_nodes[:0] = elts
+            base = base.value
+        shape = _shape_attr(base)
+        if shape is not None:
+            raise self.unsupported(node, "this use of .shape", "use a.shape[k] with a constant k")
+        a = self._expr(base)
+        if not a.type.is_memref:
+            raise self.unsupported(node, f"subscripting (indexing or slicing) a {a.type} value",
+                                   "only arrays (numpy arguments) can be indexed")
+        if len(idx_nodes) != a.type.rank:
+            raise self.unsupported(node, f"{len(idx_nodes)} indices into a {a.type.rank}-D "
+                                         "array (rows, slices and views)",
+                                   "index every dimension: a[i, j] or a[i][j]")
+        idx = []
+        for k, n in enumerate(idx_nodes):
+            if isinstance(n, ast.Slice):
+                raise self.unsupported(n, "slicing", "loop over the indices instead")
+            i = self.expr(n)
+            if i.type.is_float:
+                raise self.error(n, "array indices must be integers, not float",
+                                 "convert with int(...)")
+            idx.append(self.index(a, k, self.as_int(i), n))
+        return a, idx
+
+    def index(self, a, axis, i, node):
+        """Python's negative indices, and IndexError out of range under boundscheck."""
+        b = self.b
+        dim = b.value("lldiff.dim", a, axis=axis)
+        c = getattr(i, "op", None)
+        const = c.attrs["value"] if c is not None and c.name == "arith.constant" else None
+        zero = b.const(0, I64)
+        if const is None:
+            neg = b.value("arith.cmpi", i, zero, pred="slt")
+            i = b.value("arith.select", neg, b.value("arith.addi", i, dim), i)
+        elif const < 0:
+            i = b.value("arith.addi", i, dim)
+        if self.boundscheck:
+            low = b.value("arith.cmpi", i, zero, pred="slt")
+            high = b.value("arith.cmpi", i, dim, pred="sge")
+            self.raise_if(b.value("arith.ori", low, high), "IndexError",
+                          f"index out of bounds for axis {axis}")
+        return i
+
+    def subscript_load(self, node):
+        shape = _shape_attr(node.value)
+        if shape is not None:
+            a = self._expr(shape)
+            if not a.type.is_memref:
+                raise self.unsupported(node, ".shape of a scalar")
+            k = node.slice
+            if not (isinstance(k, ast.Constant) and type(k.value) is int):
+                raise self.unsupported(k, "a non-constant index into .shape",
+                                       "use a.shape[0] or a.shape[1]")
+            axis = k.value + a.type.rank if k.value < 0 else k.value
+            if not 0 <= axis < a.type.rank:
+                raise self.error(k, f"a {a.type.rank}-D array has no axis {k.value}")
+            return self.b.value("lldiff.dim", a, axis=axis)
+        a, idx = self.array_access(node)
+        v = self.b.value("lldiff.load", a, *idx)
+        if v.type is F32:
+            v = self.b.value("arith.extf", v, to=F64)
+        return v
+
+    def subscript_store(self, target, value, node):
+        a, idx = self.array_access(target)
+        self.store_at(a, idx, value, node)
+
+    def store_at(self, a, idx, value, node):
+        elem = a.type.elem
+        if value.type.is_memref:
+            raise self.unsupported(node, "storing an array into an array element")
+        if elem is I64:
+            if value.type.is_float:
+                value = self.float_to_int(value)
+            value = self.as_int(value)
+        else:
+            value = self.as_float(value)
+            if elem is F32:
+                value = self.b.value("arith.truncf", value, to=F32)
+        self.b.create("lldiff.store", [value, a] + idx)
 
     def constant(self, value, node):
         t = type_of_python_value(value)
@@ -1076,7 +1208,7 @@ class _Lowerer:
                 raise self.unsupported(f,
                                        f"calling '{name}' with keyword arguments (it is not an "
                                        "lldiff function)", _SUBSET_HINT)
-            args = [self.expr(a) for a in node.args]
+            args = [self.expr(a, allow_array=True) for a in node.args]
             try:
                 got = self.resolve_callee(obj, [a.type for a in args]) if callable(obj) else None
             except CompileError as e:
@@ -1130,6 +1262,10 @@ class _Lowerer:
 
     def builtin(self, name, node):
         b = self.b
+        if name == "len" and len(node.args) == 1 and not node.keywords:
+            v = self.expr(node.args[0], allow_array=True)
+            if v.type.is_memref:
+                return b.value("lldiff.dim", v, axis=0)
         if name in ("print", "len", "range"):
             what = {"print": "print()", "len": "len() of a scalar", "range": "range() outside "
                     "a for loop"}[name]
@@ -1251,6 +1387,13 @@ class _Lowerer:
         neg = b.value("arith.uitofp", b.value("arith.cmpf", x, zero, pred="olt"), to=x.type)
         s = b.value("arith.subf", pos, neg)
         return b.value("arith.select", b.value("math.isnan", x), x, s)
+
+
+def _shape_attr(node):
+    """X for the node `X.shape`, else None."""
+    if isinstance(node, ast.Attribute) and node.attr == "shape":
+        return node.value
+    return None
 
 
 def _is_module(obj):

@@ -11,7 +11,7 @@ import ctypes
 import ctypes.util
 import math
 
-from .types import F64, I1, I64, TAPE
+from .types import F32, F64, I1, I64, TAPE
 
 __all__ = ["OpDef", "OPS", "TAPE_OPS", "opdef", "wrap_i64"]
 
@@ -74,6 +74,22 @@ def _cast(src_kind, dst_kind):
             raise TypeError(f"cannot cast {t} to {dst}")
         return [dst]
     return rule
+
+
+def _fcast(src, dst):
+    def rule(types, attrs):
+        if list(types) != [src] or attrs.get("to") is not dst:
+            raise TypeError(f"expected {src} -> {dst}, got {types} -> {attrs.get('to')}")
+        return [dst]
+    return rule
+
+
+def _to_f32(a):
+    import struct
+    try:
+        return struct.unpack("f", struct.pack("f", a))[0]
+    except OverflowError:
+        return math.copysign(math.inf, a)
 
 
 def _select(types, attrs):
@@ -242,6 +258,9 @@ opdef("arith.sitofp", "cast", _cast("is_int", "is_float"), lambda at, a: float(a
 opdef("arith.uitofp", "cast", _cast("is_int", "is_float"), lambda at, a: float(int(a)))
 opdef("arith.fptosi", "cast", _cast("is_float", "is_int"), _fptosi)
 opdef("arith.extui", "cast", _cast("is_int", "is_int"), lambda at, a: int(a))
+# f32 <-> f64 (float32 arrays are read as f64 and rounded to f32 when written)
+opdef("arith.extf", "cast", _fcast(F32, F64), lambda at, a: a)
+opdef("arith.truncf", "cast", _fcast(F64, F32), lambda at, a: _to_f32(a))
 
 for _name in ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh",
               "acosh", "atanh", "exp", "expm1", "exp2", "log", "log2", "log10", "log1p", "cbrt",
@@ -271,6 +290,41 @@ opdef("lldiff.lgamma", "generic", funary, _cfun("lgamma"))
 opdef("lldiff.tgamma", "generic", funary, _cfun("tgamma"))
 opdef("lldiff.factorial", "generic", _fixed([I64], I64), _factorial)
 opdef("lldiff.raise_if", "generic", _fixed([I1], None), _raise_if, pure=False)
+
+# Arrays (memref): load and store an element, read an extent. Indices are i64, already
+# normalized (non-negative; the frontend adds the extent to negative ones and, with
+# boundscheck, raises IndexError out of range): out-of-range access is undefined, as in numba.
+def _load_rule(types, attrs):
+    m, *idx = types
+    if not m.is_memref or len(idx) != m.rank or any(t is not I64 for t in idx):
+        raise TypeError(f"lldiff.load needs (memref, {m.rank if m.is_memref else '?'} x i64), "
+                        f"got {types}")
+    return [m.elem]
+
+
+def _store_rule(types, attrs):
+    v, m, *idx = types
+    if not m.is_memref or len(idx) != m.rank or any(t is not I64 for t in idx) or \
+            v is not m.elem:
+        raise TypeError(f"lldiff.store needs (elem, memref, rank x i64), got {types}")
+    return []
+
+
+def _dim_rule(types, attrs):
+    (m,) = types
+    if not m.is_memref or not 0 <= attrs.get("axis", -1) < m.rank:
+        raise TypeError(f"lldiff.dim needs a memref and an axis < its rank, got {types}")
+    return [I64]
+
+
+def _store(at, v, a, *idx):
+    a[idx] = v
+
+
+opdef("lldiff.load", "generic", _load_rule, lambda at, a, *idx: a[idx].item())
+opdef("lldiff.store", "generic", _store_rule, _store, pure=False)
+opdef("lldiff.dim", "generic", _dim_rule, lambda at, a: int(a.shape[at["axis"]]))
+
 
 # Reverse-mode tape (passes/vjp.py emits the abstract pair, passes/tape.py materializes it).
 # `ad.push {tape = k}` records a value for the reverse sweep; `ad.pop {tape = k, type = T}`

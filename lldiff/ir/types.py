@@ -4,7 +4,8 @@ Owns the type objects (`f64`, `f32`, `i64`, `i1`) and the int/float unification 
 frontend uses. Must not know about ops, LLVM or Python values beyond their kind.
 """
 
-__all__ = ["Type", "FloatType", "IntType", "F64", "F32", "I64", "I1", "TAPE", "unify"]
+__all__ = ["Type", "FloatType", "IntType", "MemRefType", "memref", "F64", "F32", "I64", "I1",
+           "TAPE", "unify"]
 
 
 class Type:
@@ -16,6 +17,7 @@ class Type:
 
     is_float = False
     is_int = False
+    is_memref = False
 
     def __repr__(self):
         return self.name
@@ -31,6 +33,38 @@ class FloatType(Type):
 class IntType(Type):
     __slots__ = ()
     is_int = True
+
+
+class MemRefType(Type):
+    """An array of `rank` (1 or 2) dimensions of `elem` (f64, f32 or i64), MLIR's memref.
+
+    `contiguous`: C-contiguous (MLIR's identity layout, printed `memref<?x?xf64>`); otherwise
+    any strides (`memref<?x?xf64, strided<[?, ?], offset: ?>>`). Interned: build with
+    `memref(...)`, compare with `is`, like every type here.
+    """
+
+    __slots__ = ("elem", "rank", "contiguous")
+    is_memref = True
+
+    def __init__(self, elem, rank, contiguous):
+        dims = "x".join("?" * rank)
+        name = f"memref<{dims}x{elem}>" if contiguous else \
+            f"memref<{dims}x{elem}, strided<[{', '.join('?' * rank)}], offset: ?>>"
+        super().__init__(name, 64)
+        self.elem = elem
+        self.rank = rank
+        self.contiguous = contiguous
+
+
+_MEMREFS = {}
+
+
+def memref(elem, rank, contiguous=True):
+    key = (elem, rank, bool(contiguous))
+    t = _MEMREFS.get(key)
+    if t is None:
+        t = _MEMREFS[key] = MemRefType(elem, rank, bool(contiguous))
+    return t
 
 
 F64 = FloatType("f64", 64)
@@ -51,4 +85,6 @@ def unify(a, b):
     """
     if a is b:
         return a
+    if a not in _RANK or b not in _RANK:
+        raise TypeError(f"{a} and {b} have no common type")
     return a if _RANK[a] >= _RANK[b] else b

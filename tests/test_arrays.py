@@ -1,0 +1,279 @@
+"""numpy arrays as arguments: reads, writes, shapes, layouts, dtypes, errors, and the first
+derivatives through code that reads arrays (issue 5, first step).
+
+Each function is compared with plain Python/numpy running the same source, and the IR
+interpreter with the native code.
+"""
+
+import ctypes
+import math
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import lldiff
+
+
+def norm(x):
+    s = 0.0
+    for i in range(len(x)):
+        s += x[i] * x[i]
+    return math.sqrt(s)
+
+
+def scale_in_place(x, c):
+    for i in range(x.shape[0]):
+        x[i] *= c
+    return x[-1]
+
+
+def mat_sum(A, v):
+    s = 0.0
+    for i in range(A.shape[0]):
+        for j in range(A.shape[1]):
+            s += A[i, j] * v[j] + A[i][j]
+    return s
+
+
+def negative_indices(x, k):
+    return x[-1] + x[-2] * 10.0 + x[k] * 100.0
+
+
+def cumsum_in_place(x):
+    for i in range(1, len(x)):
+        x[i] += x[i - 1]
+    return x[len(x) - 1]
+
+
+def fill_ints(a, n):
+    for i in range(a.shape[0]):
+        a[i] = n * i
+    return a[a.shape[0] - 1]
+
+
+def store_float_into_int(a, x):
+    a[0] = x
+    return a[0]
+
+
+def triangular(A):
+    s = 0.0
+    for i in range(A.shape[0]):
+        for j in range(i + 1):
+            s += A[i, j]
+    return s
+
+
+@lldiff.jit
+def write_row(A, i, value):
+    for j in range(A.shape[1]):
+        A[i, j] = value
+    return 0
+
+
+def caller_writes_through_helper(A):
+    write_row(A, 1, 7.5)
+    return A[1, 0] + A[0, 0]
+
+
+def wsum(x, c):
+    s = 0.0
+    for i in range(len(x)):
+        s += math.sin(c * x[i])
+    return s
+
+
+def writes_active(x, c):
+    x[0] = c * 2.0
+    return x[0]
+
+
+CASES = [
+    (norm, lambda: (np.arange(5.0),)),
+    (norm, lambda: (np.arange(10.0)[::3],)),                      # strided
+    (norm, lambda: (np.arange(5, dtype=np.float32),)),
+    (norm, lambda: (np.arange(5, dtype=np.int64),)),
+    (scale_in_place, lambda: (np.arange(4.0), 2.5)),
+    (mat_sum, lambda: (np.arange(12.0).reshape(3, 4), np.linspace(0, 1, 4))),
+    (mat_sum, lambda: (np.asfortranarray(np.arange(12.0).reshape(3, 4)), np.ones(4))),
+    (mat_sum, lambda: (np.arange(24.0).reshape(4, 6)[::2, 1::2], np.ones(3))),
+    (negative_indices, lambda: (np.arange(6.0), -3)),
+    (cumsum_in_place, lambda: (np.linspace(0, 1, 9),)),
+    (cumsum_in_place, lambda: (np.linspace(0, 1, 9, dtype=np.float32),)),
+    (fill_ints, lambda: (np.zeros(5, dtype=np.int64), 3)),
+    (store_float_into_int, lambda: (np.zeros(2, dtype=np.int64), 2.75)),
+    (triangular, lambda: (np.arange(16.0).reshape(4, 4),)),
+    (caller_writes_through_helper, lambda: (np.zeros((3, 2)),)),
+]
+
+
+@pytest.mark.parametrize("fn,make", CASES, ids=[f"{c[0].__name__}{k}" for k, c in
+                                                 enumerate(CASES)])
+def test_array_functions_match_python(fn, make):
+    py_args, native_args, interp_args = make(), make(), make()
+    want = fn(*py_args)
+    f = lldiff.jit(fn)
+    got = f(*native_args)
+    assert got == pytest.approx(want, rel=1e-15, abs=0) or (
+        isinstance(want, np.floating) and got == pytest.approx(float(want), rel=1e-6))
+    for a, b in zip(py_args, native_args):  # the same writes
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+    assert f.interpret(*interp_args) == got
+    for a, b in zip(native_args, interp_args):
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_float32_arrays_compute_in_f64_and_round_on_store():
+    x = np.array([1.0, 1e-8, 1e-8], dtype=np.float32)
+    f = lldiff.jit(cumsum_in_place)
+    f(x)
+    # x[1] = f32(1 + 1e-8) = 1: the sum is rounded to float32 when it is stored
+    assert x.dtype == np.float32 and x[1] == np.float32(1.0)
+
+
+def test_layouts_and_dtypes_get_their_own_specializations():
+    f = lldiff.jit(mat_sum)
+    A = np.arange(12.0).reshape(3, 4)
+    f(A, np.ones(4))
+    f(np.asfortranarray(A), np.ones(4))
+    names = sorted(str(sig[0]) for sig in f.signatures)
+    assert names == ["memref<?x?xf64, strided<[?, ?], offset: ?>>", "memref<?x?xf64>"]
+
+
+def test_bad_arguments_raise_clear_errors():
+    f = lldiff.jit(norm)
+    with pytest.raises(TypeError, match="argument 'x' is a list; pass a numpy array"):
+        f([1.0, 2.0])
+    with pytest.raises(ValueError, match="argument 'x' has 3 dimensions"):
+        f(np.zeros((2, 2, 2)))
+    with pytest.raises(TypeError, match="argument 'x' has dtype complex128"):
+        f(np.zeros(3, dtype=np.complex128))
+    with pytest.raises(TypeError, match="argument 'x' has dtype int32"):
+        f(np.zeros(3, dtype=np.int32))
+    with pytest.raises(TypeError, match="non-native byte order"):
+        f(np.zeros(3, dtype=">f8"))
+    with pytest.raises(TypeError, match="ndarray subclass"):
+        f(np.ma.masked_array(np.zeros(3)))
+    g = lldiff.jit(scale_in_place)
+    ro = np.arange(3.0)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="argument 'x' is read-only, and scale_in_place "
+                                         "writes to it"):
+        g(ro, 2.0)
+    assert f(ro) == norm(ro)  # reading a read-only array is fine
+    h = lldiff.jit(caller_writes_through_helper)
+    ro2 = np.zeros((3, 2))
+    ro2.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        h(ro2)
+
+
+def out_of_bounds(x, i):
+    return x[i]
+
+
+def test_boundscheck(monkeypatch):
+    x = np.arange(4.0)
+    f = lldiff.jit(out_of_bounds, boundscheck=True)
+    assert f(x, 3) == 3.0 and f(x, -4) == 0.0
+    with pytest.raises(IndexError, match="index out of bounds for axis 0"):
+        f(x, 4)
+    with pytest.raises(IndexError):
+        f(x, -5)
+    monkeypatch.setenv("LLDIFF_BOUNDSCHECK", "1")
+    g = lldiff.jit(out_of_bounds)
+    with pytest.raises(IndexError):
+        g(x, 10)
+    monkeypatch.delenv("LLDIFF_BOUNDSCHECK")
+    assert "raise_if" not in lldiff.jit(out_of_bounds).inspect("ir", x, 1)
+
+
+def slicing(x):
+    return x[1:3]
+
+
+def row_view(A):
+    return A[0]
+
+
+def array_arithmetic(x):
+    return x * 2.0
+
+
+def float_index(x):
+    return x[1.0]
+
+
+@pytest.mark.parametrize("fn,args,match", [
+    (slicing, (np.zeros(4),), "slicing"),
+    (row_view, (np.zeros((2, 2)),), "1 indices into a 2-D array"),
+    (array_arithmetic, (np.zeros(4),), "an array used as a value"),
+    (float_index, (np.zeros(4),), "array indices must be integers"),
+])
+def test_unsupported_array_code_is_a_compile_error(fn, args, match):
+    with pytest.raises(lldiff.CompileError, match=match) as e:
+        lldiff.jit(fn)(*args)
+    assert e.value.filename.endswith("test_arrays.py")
+
+
+def test_numpy_struct_offsets_the_entry_point_reads():
+    """The entry point reads ndarray and dtype fields at fixed offsets (codegen/abi.py); this
+    fails loudly if a numpy release moves them."""
+    from lldiff.codegen import abi
+    x = np.arange(12.0).reshape(3, 4)[:, ::2]
+    a = id(x)
+    assert ctypes.c_void_p.from_address(a + abi._ND_DATA).value == x.ctypes.data
+    assert ctypes.c_int.from_address(a + abi._ND_NDIM).value == 2
+    dims = ctypes.c_void_p.from_address(a + abi._ND_DIMS).value
+    strides = ctypes.c_void_p.from_address(a + abi._ND_STRIDES).value
+    assert [ctypes.c_int64.from_address(dims + 8 * k).value for k in range(2)] == [3, 2]
+    assert [ctypes.c_int64.from_address(strides + 8 * k).value for k in range(2)] == [32, 16]
+    assert ctypes.c_void_p.from_address(a + abi._ND_DESCR).value == id(x.dtype)
+    flags = ctypes.c_int.from_address(a + abi._ND_FLAGS).value
+    assert flags & abi._WRITEABLE and flags & abi._ALIGNED and not flags & abi._C_CONTIGUOUS
+    for dt, elem in (("f8", "f64"), ("f4", "f32"), ("i8", "i64")):
+        d = np.dtype(dt)
+        assert ctypes.c_int.from_address(id(d) + abi._DESCR_TYPE_NUM).value == d.num
+        assert d.num in abi._TYPE_NUMS[elem]
+    assert np.dtype(np.longlong).num in abi._TYPE_NUMS["i64"]
+    assert chr(ctypes.c_char.from_address(id(np.dtype(">f8")) + abi._DESCR_BYTEORDER)
+               .value[0]) == ">"
+
+
+def test_derivatives_through_array_reads():
+    x = np.linspace(0, 1, 7)
+    ref = sum(xi * math.cos(0.7 * xi) for xi in x)
+    f = lldiff.jit(wsum)
+    assert lldiff.grad(f, argnums=1)(x, 0.7) == pytest.approx(ref, rel=1e-14)
+    assert lldiff.jvp(f, (x, 0.7), (None, 1.0))[1] == pytest.approx(ref, rel=1e-14)
+    # nothing is written, so the reverse sweep reads x[i] again: no tape at all
+    after = f.inspect("vjp", x, 0.7).split("// after tape")[1]
+    assert '"ad.tape' not in after
+    assert after.count('"lldiff.load"') == 2
+
+
+def test_storing_a_differentiated_value_is_not_supported_yet():
+    with pytest.raises(NotImplementedError, match="stored into an array"):
+        lldiff.grad(writes_active, argnums=1)(np.zeros(2), 0.7)
+    with pytest.raises(NotImplementedError, match="stored into an array"):
+        lldiff.jvp(writes_active, (np.zeros(2), 0.7), (None, 1.0))
+
+
+def test_arguments_of_other_types_name_arrays_in_the_error():
+    with pytest.raises(TypeError, match="a float, an int, a bool or a numpy array, not str"):
+        lldiff.jit(norm)("abc")
+
+
+@pytest.mark.skipif(not (shutil.which("mlir-opt-22") or shutil.which("mlir-opt")),
+                    reason="mlir-opt-22 not installed")
+def test_array_ir_parses_with_mlir_opt():
+    tool = shutil.which("mlir-opt-22") or shutil.which("mlir-opt")
+    for fn, make in CASES:
+        text = lldiff.jit(fn).inspect("ir", *make())
+        r = subprocess.run([tool, "--allow-unregistered-dialect", "-"], input=text,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, f"{fn.__name__}:\n{r.stderr[:2000]}\n{text[:2000]}"
