@@ -58,7 +58,7 @@ INACTIVE = frozenset({
     "math.isinf", "math.isfinite", "lldiff.factorial", "lldiff.raise_if",
     # Arrays are not differentiated yet: a load gives an inactive value, and the AD passes
     # refuse a function that stores a value varying with a differentiated argument.
-    "lldiff.load", "lldiff.store", "lldiff.dim"})
+    "lldiff.load", "lldiff.store", "lldiff.dim", "lldiff.alloc"})
 
 PIECEWISE_CONSTANT = frozenset({"math.floor", "math.ceil", "math.trunc", "math.roundeven"})
 

@@ -90,6 +90,27 @@ def writes_active(x, c):
     return x[0]
 
 
+def local_arrays(n, c):
+    a = np.zeros(n)
+    b = np.ones((n, 2), dtype=np.int64)
+    e = np.empty(n, dtype=np.float32)
+    for i in range(n):
+        a[i] = c * i
+        e[i] = a[i] + b[i, 1]
+    s = 0.0
+    for i in range(n):
+        s += e[i] + b[i, 0] + a[-1 - i]
+    return s
+
+
+def prefix_sums_local(x):
+    n = len(x)
+    p = np.zeros(n + 1)
+    for i in range(n):
+        p[i + 1] = p[i] + x[i]
+    return p[n] - p[n // 2]
+
+
 CASES = [
     (norm, lambda: (np.arange(5.0),)),
     (norm, lambda: (np.arange(10.0)[::3],)),                      # strided
@@ -106,6 +127,8 @@ CASES = [
     (store_float_into_int, lambda: (np.zeros(2, dtype=np.int64), 2.75)),
     (triangular, lambda: (np.arange(16.0).reshape(4, 4),)),
     (caller_writes_through_helper, lambda: (np.zeros((3, 2)),)),
+    (local_arrays, lambda: (6, 0.5)),
+    (prefix_sums_local, lambda: (np.linspace(0, 1, 11),)),
 ]
 
 
@@ -125,6 +148,40 @@ def test_array_functions_match_python(fn, make):
     for a, b in zip(native_args, interp_args):
         if isinstance(a, np.ndarray):
             np.testing.assert_array_equal(a, b)
+
+
+def returns_array(n):
+    a = np.zeros(n)
+    return a
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/statm"), reason="needs /proc")
+def test_local_arrays_are_freed_when_the_call_returns_or_raises():
+    import os
+
+    def rss():
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    f = lldiff.jit(local_arrays)
+    f(10_000, 1.0)
+    before = rss()
+    for _ in range(3000):
+        f(10_000, 1.0)   # 3 arrays, 280 KB a call
+    assert abs(rss() - before) <= 5.0
+    with pytest.raises(ValueError, match="negative dimensions are not allowed"):
+        f(-1, 1.0)
+    g = lldiff.jit(out_of_bounds_after_alloc, boundscheck=True)
+    for _ in range(2000):
+        with pytest.raises(IndexError):
+            g(10_000)
+    assert abs(rss() - before) <= 5.0
+    with pytest.raises(lldiff.CompileError, match="returning an array"):
+        lldiff.jit(returns_array)(3)
+
+
+def out_of_bounds_after_alloc(n):
+    a = np.ones(n)
+    return a[n]
 
 
 def test_float32_arrays_compute_in_f64_and_round_on_store():

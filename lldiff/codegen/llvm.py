@@ -286,8 +286,28 @@ LOWER = {
 # Handled by _FuncEmitter itself: control flow, calls, returns, raise_if and tapes (ad.push
 # and ad.pop must have been materialized by passes/tape.py before codegen).
 STRUCTURAL = {"scf.if", "scf.for", "scf.while", "scf.yield", "scf.condition", "func.return",
-              "func.call", "lldiff.raise_if", "ad.tape", "ad.tape.push", "ad.tape.pop",
+              "func.call", "lldiff.raise_if", "lldiff.alloc", "ad.tape", "ad.tape.push", "ad.tape.pop",
               "ad.tape.free"}
+
+
+def _build_free_list(lm, name):
+    """void free_list(ptr head): free every block of a call's list of arrays."""
+    fn = L.Function(lm, L.FunctionType(L.VoidType(), [PTR]), name=name)
+    fn.linkage = "internal"
+    free = lm.globals.get("free") or L.Function(lm, L.FunctionType(L.VoidType(), [PTR]), "free")
+    entry, loop, done = (fn.append_basic_block(s) for s in ("entry", "loop", "done"))
+    bd = L.IRBuilder(entry)
+    bd.cbranch(bd.icmp_unsigned("==", fn.args[0], L.Constant(PTR, None)), done, loop)
+    bd.position_at_end(loop)
+    p = bd.phi(PTR)
+    p.add_incoming(fn.args[0], entry)
+    nxt = bd.load(bd.bitcast(p, PTR.as_pointer()))
+    bd.call(free, [p])
+    p.add_incoming(nxt, loop)
+    bd.cbranch(bd.icmp_unsigned("==", nxt, L.Constant(PTR, None)), done, loop)
+    bd.position_at_end(done)
+    bd.ret_void()
+    return fn
 
 
 def _build_reserve(lm, name):
@@ -422,9 +442,13 @@ class _FuncEmitter:
         self.outs = fn.args[len(f.args):]
         self.sincos_done = {}
         self.tapes = {}
+        self.allocs = None  # head of this call's list of arrays (lldiff.alloc), if any
         for op in f.walk():
             if op.name == "ad.tape":
                 self.tapes[op.result] = self.new_tape()
+            elif op.name == "lldiff.alloc" and self.allocs is None:
+                self.allocs = self.alloca_bd.alloca(PTR, name="arrays")
+                self.alloca_bd.store(L.Constant(PTR, None), self.allocs)
         self.block(f.body.block)
         self.alloca_bd.branch(body)
 
@@ -453,10 +477,74 @@ class _FuncEmitter:
         bd.store(L.Constant(L.IntType(64), TAPE_INLINE_BYTES), t.cap)
 
     def ret_status(self, status):
-        """Return `status` (an error) after releasing this frame's tapes."""
+        """Return `status` (an error) after releasing this frame's tapes and arrays."""
         for t in self.tapes.values():
             self.free_tape(t)
+        self.free_arrays()
         self.bd.ret(status)
+
+    def free_arrays(self):
+        if self.allocs is not None:
+            fn = self.ctx.helper("lldiff.free_list", _build_free_list)
+            self.bd.call(fn, [self.bd.load(self.allocs)])
+
+    def op_lldiff_alloc(self, op):
+        """malloc (calloc for zeros) a block: a 16-byte header linking it into this call's
+        list of arrays, then the elements. MemoryError when the heap says no."""
+        bd = self.bd
+        i64 = L.IntType(64)
+        t = op.results[0].type
+        elem = llvm_type(t.elem)
+        dims = [self.vals[v] for v in op.operands]
+        count = dims[0]
+        for d in dims[1:]:
+            count = bd.mul(count, d)
+        nbytes = bd.add(bd.mul(count, L.Constant(i64, t.elem.width // 8)), L.Constant(i64, 16))
+        fill = op.attrs.get("fill")
+        lm = self.ctx.lm
+        if fill == 0.0:
+            calloc = lm.globals.get("calloc") or L.Function(
+                lm, L.FunctionType(PTR, [i64, i64]), "calloc")
+            block = bd.call(calloc, [nbytes, L.Constant(i64, 1)])
+        else:
+            malloc = lm.globals.get("malloc") or L.Function(lm, L.FunctionType(PTR, [i64]),
+                                                             "malloc")
+            block = bd.call(malloc, [nbytes])
+        code = self.ctx.errors.code("MemoryError", "out of memory for an array")
+        fail, cont = self.new_block("alloc_failed"), self.new_block("alloc_ok")
+        bd.cbranch(bd.icmp_unsigned("==", block, L.Constant(PTR, None)), fail, cont)
+        bd.position_at_end(fail)
+        self.ret_status(L.Constant(I32, code))
+        bd.position_at_end(cont)
+        bd.store(bd.load(self.allocs), bd.bitcast(block, PTR.as_pointer()))
+        bd.store(block, self.allocs)
+        data = bd.bitcast(bd.gep(block, [L.Constant(i64, 16)], inbounds=True), elem.as_pointer())
+        if fill is not None and fill != 0.0:
+            value = L.Constant(elem, int(fill) if t.elem.is_int else fill)
+            head, body, done = (self.new_block(s) for s in ("fill.head", "fill.body",
+                                                              "fill.end"))
+            pre = bd.block
+            bd.branch(head)
+            bd.position_at_end(head)
+            k = bd.phi(i64)
+            k.add_incoming(L.Constant(i64, 0), pre)
+            bd.cbranch(bd.icmp_signed("<", k, count), body, done)
+            bd.position_at_end(body)
+            bd.store(value, bd.gep(data, [k], inbounds=True))
+            k.add_incoming(bd.add(k, L.Constant(i64, 1)), body)
+            bd.branch(head)
+            bd.position_at_end(done)
+        m = L.Constant(llvm_type(t), None)
+        m = bd.insert_value(m, data, 0)
+        stride = L.Constant(i64, 1)
+        strides = [None] * t.rank
+        for k in reversed(range(t.rank)):
+            strides[k] = stride
+            stride = bd.mul(stride, dims[k])
+        for k in range(t.rank):
+            m = bd.insert_value(m, dims[k], [1, k])
+            m = bd.insert_value(m, strides[k], [2, k])
+        return [m]
 
     def reserve(self, t, need):
         """Make room for `need` bytes on tape `t`; MemoryError when the heap says no."""
@@ -529,6 +617,7 @@ class _FuncEmitter:
             if n == "func.return":
                 for v, out in zip(op.operands, self.outs):
                     self.bd.store(self.vals[v], out)
+                self.free_arrays()
                 self.bd.ret(L.Constant(I32, 0))
                 return []
             handler = getattr(self, "op_" + n.replace(".", "_"), None)

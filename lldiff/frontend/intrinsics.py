@@ -45,6 +45,7 @@ NP_NAMES = {
     "fmod": ("binary", "arith.remf"), "maximum": ("npmax", None), "minimum": ("npmin", None),
     "isnan": ("test", "math.isnan"), "isinf": ("test", "math.isinf"),
     "isfinite": ("test", "math.isfinite"),
+    "zeros": ("alloc", 0.0), "ones": ("alloc", 1.0), "empty": ("alloc", None),
 }
 NP_CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan}
 

@@ -392,8 +392,12 @@ class _Lowerer:
                 raise self.error(s, "return without a value in a function that returns values")
             vals = []
         else:
-            vals = self.expr_multi(s.value)
+            vals = self.expr_multi(s.value, allow_array=True)
             vals = list(vals) if isinstance(vals, tuple) else [vals]
+            if any(v.type.is_memref for v in vals):
+                raise self.unsupported(s.value, "returning an array",
+                                       "write the result into an array argument, or return "
+                                       "numbers")
         if self.n_results is None:
             self.n_results = len(vals)
         elif self.n_results != len(vals):
@@ -1229,6 +1233,8 @@ class _Lowerer:
             return op.results
         if kind[0] == "builtin" and kind[1] in ("print", "len", "range"):
             return [self.builtin(kind[1], node)]
+        if kind[0] == "np" and intr.NP_NAMES[kind[1]][0] == "alloc":
+            return [self.np_alloc(kind[1], node)]
         for a in node.args:
             if isinstance(a, ast.Starred):
                 raise self.unsupported(a, "a starred argument", "pass arguments one by one")
@@ -1358,6 +1364,49 @@ class _Lowerer:
             return b.value("lldiff.factorial", n)
         raise self.unsupported(node.func, f"math.{name}", "see the README for the supported "
                                                           "math functions")
+
+    def np_alloc(self, name, node):
+        """np.zeros/ones/empty(n) or ((n, m)), dtype float64 (default), float32 or int64."""
+        b = self.b
+        np = intr._numpy()
+        self.nargs(node, f"np.{name}", 1)
+        dtype = F64
+        for kw in node.keywords:
+            if kw.arg != "dtype":
+                raise self.unsupported(kw, f"the keyword '{kw.arg}' of np.{name}",
+                                       "only dtype= is supported")
+            try:
+                obj = self.resolve(kw.value)
+            except CompileError:
+                obj = None
+            want = {float: F64, int: I64}.get(obj) if isinstance(obj, type) else None
+            if want is None and np is not None and obj is not None:
+                try:
+                    want = ARRAY_DTYPES.get(np.dtype(obj).str.lstrip("<=|"))
+                except TypeError:
+                    want = None
+            if want is None:
+                raise self.unsupported(kw.value, "this dtype",
+                                       "use np.float64, np.float32 or np.int64")
+            dtype = want
+        shape_node = node.args[0]
+        dims = shape_node.elts if isinstance(shape_node, ast.Tuple) else [shape_node]
+        if len(dims) not in (1, 2):
+            raise self.unsupported(shape_node, f"a {len(dims)}-D array",
+                                   "arrays have 1 or 2 dimensions")
+        sizes = []
+        for d in dims:
+            v = self.expr(d)
+            if v.type.is_float:
+                raise self.error(d, "array dimensions must be integers, not float")
+            v = self.as_int(v)
+            self.raise_if(b.value("arith.cmpi", v, b.const(0, I64), pred="slt"), "ValueError",
+                          "negative dimensions are not allowed")
+            sizes.append(v)
+        t = memref(dtype, len(sizes))
+        fill = intr.NP_NAMES[name][1]
+        attrs = {"type": t} if fill is None else {"type": t, "fill": fill}
+        return b.create("lldiff.alloc", sizes, attrs).result
 
     def np_call(self, name, node):
         b = self.b

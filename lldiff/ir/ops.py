@@ -321,6 +321,24 @@ def _store(at, v, a, *idx):
     a[idx] = v
 
 
+def _alloc_rule(types, attrs):
+    t = attrs["type"]
+    if not t.is_memref or not t.contiguous or list(types) != [I64] * t.rank:
+        raise TypeError(f"lldiff.alloc needs {t} and one i64 extent per dimension, got {types}")
+    return [t]
+
+
+def _alloc(at, *shape):
+    import numpy as np
+    t = at["type"]
+    dtype = {"f64": np.float64, "f32": np.float32, "i64": np.int64}[str(t.elem)]
+    fill = at.get("fill")
+    return np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+
+
+# A new C-contiguous array (np.zeros / np.ones / np.empty), owned by the call that made it:
+# freed when that call returns. Not pure: never removed, moved or recomputed.
+opdef("lldiff.alloc", "generic", _alloc_rule, _alloc, pure=False)
 opdef("lldiff.load", "generic", _load_rule, lambda at, a, *idx: a[idx].item())
 opdef("lldiff.store", "generic", _store_rule, _store, pure=False)
 opdef("lldiff.dim", "generic", _dim_rule, lambda at, a: int(a.shape[at["axis"]]))
