@@ -150,7 +150,7 @@ def jacfwd(f, argnums=0):
     def jac(*args, **kwargs):
         values = d._bind(args, kwargs)
         types = tuple(d._arg_type(name, v) for name, v in values)
-        _check_argnums(d, "jacfwd", values, types, nums)
+        _check_argnums(d, "jacfwd", values, types, nums, arrays=False)
         width = len(nums)
         mask = [i in nums for i in range(len(values))]
         seeds = [1.0 if nums[w] == i else 0.0
@@ -193,15 +193,28 @@ def _canonical(v):
 
 # --- reverse mode -------------------------------------------------------------------------
 
-def _check_argnums(d, who, values, types, nums):
+def _check_argnums(d, who, values, types, nums, arrays=True):
     for k in nums:
         if k >= len(values):
             raise ValueError(f"lldiff.{who}: argnums {k} is out of range for {d.__name__} "
                              f"with {len(values)} arguments")
         name, v = values[k]
-        if not types[k].is_float:
+        t = types[k]
+        if t.is_memref and t.elem.is_float and arrays:
+            continue
+        if t.is_memref:
+            what = f"an array of {v.dtype}" if t.elem.is_int else "an array"
+            can = "float arguments and float arrays" if arrays else "float arguments"
+            raise TypeError(f"lldiff.{who}: argument '{name}' (argnums {k}) is {what}; only "
+                            f"{can} can be differentiated here")
+        if not t.is_float:
             raise TypeError(f"lldiff.{who}: argument '{name}' (argnums {k}) is {_kind(v)}; "
                             "only float arguments can be differentiated")
+
+
+def _np():
+    import numpy
+    return numpy
 
 
 def _grad_call(d, who, nums, has_aux, args, kwargs):
@@ -220,9 +233,15 @@ def _grad_call(d, who, nums, has_aux, args, kwargs):
     mask = [i in nums for i in range(len(values))]
     seeded = [i == 0 for i in range(len(rtypes))]
     spec = d._derived(types, "grad", mask, seeded=seeded)
-    out = spec.entry(*[_canonical(v) for _, v in values])
+    arrays = sorted(k for k in nums if types[k].is_memref)
+    scalars = sorted(k for k in nums if not types[k].is_memref)
+    shadows = [_np().zeros(values[k][1].shape, values[k][1].dtype) for k in arrays]
+    out = spec.entry(*[_canonical(v) for _, v in values], *shadows)
     n = len(rtypes)
-    by_arg = dict(zip(sorted(nums), out[n] if len(nums) > 1 else out[n:]))
+    if not isinstance(out, tuple):
+        out = (out,)
+    by_arg = dict(zip(scalars, out[n] if len(scalars) > 1 else out[n:]))
+    by_arg.update(zip(arrays, shadows))
     aux = None
     if has_aux:
         aux = out[1] if n == 2 else tuple(out[1:n])
@@ -329,7 +348,7 @@ def jacrev(f, argnums=0):
     def jac(*args, **kwargs):
         values = d._bind(args, kwargs)
         types = tuple(d._arg_type(name, v) for name, v in values)
-        _check_argnums(d, "jacrev", values, types, nums)
+        _check_argnums(d, "jacrev", values, types, nums, arrays=False)
         rtypes = d._ir(types).func.result_types
         mask = [i in nums for i in range(len(values))]
         order = sorted(nums)

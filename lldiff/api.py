@@ -254,7 +254,7 @@ class Dispatcher:
                                  primal.module.funcs]
                 run_pipeline(module, "tape", verify=self.verify)
             _mark_writes(module, module[name])
-            if kind == "grad" and sum(mask) > 1:
+            if kind == "grad" and sum(m and t.is_float for m, t in zip(mask, types)) > 1:
                 # the entry point returns (value, [aux...,] (g1, g2, ...))
                 module[name].attrs["py_group"] = len(primal.func.result_types)
             d.func = module[name]

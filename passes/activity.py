@@ -17,7 +17,12 @@ from lldiff.ir.printer import Namer
 
 from .derivatives import RULES, classify
 
-__all__ = ["Activity", "analyze"]
+__all__ = ["Activity", "analyze", "differentiable"]
+
+
+def differentiable(t):
+    """Floats, and arrays of floats (their elements)."""
+    return t.is_float or t.is_memref and t.elem.is_float
 
 
 def analyze(module, func, active_args, useful_results=None):
@@ -37,7 +42,7 @@ class Activity:
         self.varied = {}  # value -> reason: ("arg",) | (op, source value)
         self.useful = {}  # value -> reason: ("result", i) | (op, destination value)
         for a, on in zip(func.args, active_args):
-            if on and a.type.is_float:
+            if on and differentiable(a.type):
                 self.varied[a] = ("arg",)
         self._fixpoint(self._forward)
         self._fixpoint(self._backward)
@@ -45,17 +50,29 @@ class Activity:
     def active(self, v):
         return v in self.varied and v in self.useful and v.type.is_float
 
+    def active_memory(self, m):
+        """An array that holds values varying with a differentiated argument: it gets a
+        shadow (its adjoint or tangent, element by element)."""
+        return m.type.is_memref and m in self.varied
+
     def check_supported(self):
-        """Raise NotImplementedError for what the AD passes cannot differentiate yet: a value
-        that varies with a differentiated argument stored into an array (its derivative would
-        be lost in memory; arrays get shadows in a later step)."""
+        """Raise NotImplementedError for arrays the AD passes cannot give shadows yet: an
+        array holding differentiated values that flows through an scf.if or loop result or
+        carried value, or that is allocated inside a loop or branch."""
         for op in self.func.walk():
-            if op.name == "lldiff.store" and op.operands[0] in self.varied:
-                where = f" at {op.loc}" if op.loc else ""
+            where = f" at {op.loc}" if op.loc else ""
+            if op.name in ("scf.if", "scf.for", "scf.while"):
+                if any(self.active_memory(r) for r in op.results) or any(
+                        self.active_memory(a) for r in op.regions for blk in r.blocks
+                        for a in blk.args):
+                    raise NotImplementedError(
+                        f"differentiating an array that is chosen by a branch or carried by "
+                        f"a loop{where} is not supported yet (give each array one name)")
+            if op.name == "lldiff.alloc" and self.active_memory(op.result) and \
+                    op.parent is not self.func.body.block:
                 raise NotImplementedError(
-                    f"differentiating through a value stored into an array{where} is not "
-                    "supported yet (arrays can be read, and written with values that do not "
-                    "depend on the differentiated arguments)")
+                    f"differentiating an array allocated inside a loop or branch{where} is "
+                    "not supported yet (allocate it at the top of the function)")
 
     # --- interprocedural summaries -----------------------------------------------------------
 
@@ -76,7 +93,7 @@ class Activity:
             pass
 
     def _mark_varied(self, v, reason):
-        if v in self.varied or not v.type.is_float:
+        if v in self.varied or not differentiable(v.type):
             return False
         self.varied[v] = reason
         return True
@@ -98,6 +115,12 @@ class Activity:
             if src is not None:
                 for r in op.results:
                     changed |= self._mark_varied(r, (op, src))
+        elif n == "lldiff.load":
+            if op.operands[0] in self.varied:
+                changed |= self._mark_varied(op.result, (op, op.operands[0]))
+        elif n == "lldiff.store":
+            if op.operands[0] in self.varied:
+                changed |= self._mark_varied(op.operands[1], (op, op.operands[0]))
         elif n == "func.call":
             mask = tuple(v in self.varied for v in op.operands)
             if any(mask):
@@ -139,7 +162,7 @@ class Activity:
     # --- backward: useful to a differentiated result -----------------------------------------
 
     def _mark_useful(self, v, reason):
-        if v in self.useful or not v.type.is_float:
+        if v in self.useful or not differentiable(v.type):
             return False
         self.useful[v] = reason
         return True
@@ -162,6 +185,12 @@ class Activity:
                 for i, v in enumerate(op.operands):
                     if rule.has_partial(i):
                         changed |= self._mark_useful(v, (op, dest))
+        elif n == "lldiff.load":
+            if op.result in self.useful:
+                changed |= self._mark_useful(op.operands[0], (op, op.result))
+        elif n == "lldiff.store":
+            if op.operands[1] in self.useful:
+                changed |= self._mark_useful(op.operands[0], (op, op.operands[1]))
         elif n == "func.return" and op.parent is self.func.body.block:
             for i, v in enumerate(op.operands):
                 if self.useful_results[i]:

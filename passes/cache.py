@@ -8,7 +8,7 @@ the rule table, branch conditions, bounds of inner loops). Each is
   reverse iteration number -- integer counters are never cached;
 * recomputed: the result of a pure scalar op of the body whose operands are themselves
   available, free, recomputed or cached, cloned into the reverse body -- an array load too,
-  when the function writes no array (memory never written again is re-read, not cached);
+  when the function never writes that array (memory never written is re-read, not cached);
 * cached: pushed on the loop's tape at the end of each forward iteration and popped at the
   start of the matching reverse iteration.
 
@@ -60,17 +60,17 @@ def _recomputable(op, reread):
     d = OPS.get(op.name)
     return (d is not None and d.pure and not op.regions and op.name != "func.call"
             and d.type_rule is not None and len(op.results) == 1
-            and (reread or op.name != "lldiff.load"))
+            and (op.name != "lldiff.load" or reread(op)))
 
 
-def plan(block, needed, free, reread=True):
+def plan(block, needed, free, reread=lambda op: True):
     """Decide available / free / recomputed / cached for `needed`, read in the reverse of `block`.
 
     `needed`: values the reverse of one iteration reads that are defined inside the loop (at
     the top level of `block`, its arguments, or deeper inside branches). `free`: the values
-    rebuilt from the iteration number (induction variable, affine counters). `reread`:
-    array loads may be repeated in the reverse sweep (no array is written by the function);
-    otherwise a value loaded from an array is cached like any other source.
+    rebuilt from the iteration number (induction variable, affine counters). `reread(load)`:
+    whether an array load may be repeated in the reverse sweep (its array is never written);
+    otherwise the loaded value is cached like any other source.
     """
     position = {op: i for i, op in enumerate(block.ops)}
     local = set(block.args)

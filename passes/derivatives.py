@@ -56,8 +56,8 @@ INACTIVE = frozenset({
     "arith.remsi", "arith.andi", "arith.ori", "arith.xori", "arith.cmpf", "arith.cmpi",
     "arith.sitofp", "arith.uitofp", "arith.fptosi", "arith.extui", "math.ipowi", "math.isnan",
     "math.isinf", "math.isfinite", "lldiff.factorial", "lldiff.raise_if",
-    # Arrays are not differentiated yet: a load gives an inactive value, and the AD passes
-    # refuse a function that stores a value varying with a differentiated argument.
+    # Array ops move values through memory: activity.py and the AD passes handle load and
+    # store themselves (shadow arrays); dim and alloc carry no derivative.
     "lldiff.load", "lldiff.store", "lldiff.dim", "lldiff.alloc"})
 
 PIECEWISE_CONSTANT = frozenset({"math.floor", "math.ceil", "math.trunc", "math.roundeven"})

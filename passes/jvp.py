@@ -50,6 +50,9 @@ def jvp_func(module, name, active_args, width=1):
     if new_name not in module.funcs:
         act = analyze(module, func, active_args)
         act.check_supported()
+        if any(act.active_memory(v) for v in act.varied):
+            raise NotImplementedError("forward mode through arrays that hold differentiated "
+                                      "values is not supported yet (use reverse mode)")
         if os.environ.get("LLDIFF_EXPLAIN", "") in ("activity", "all"):
             sys.stderr.write(act.explain())
         module.add(_Forward(module, func, act, width).build(new_name))

@@ -40,7 +40,7 @@ from lldiff.ir import I1, I64, Block, Builder, Func, Op, Region, Value, print_fu
 from lldiff.ir.printer import Namer
 
 from . import cache
-from .activity import analyze
+from .activity import analyze, differentiable
 from .derivatives import RULES, Emit, classify, helper_func
 from .inline import inline_calls
 from .rewrite import trip_count
@@ -61,7 +61,7 @@ def vjp_func(module, name, active_args, useful=None):
     seed times an infinite partial such as asin'(1) would be NaN.
     """
     func = module[name]
-    active_args = tuple(bool(a) and t.is_float for a, t in zip(active_args, func.arg_types))
+    active_args = tuple(bool(a) and differentiable(t) for a, t in zip(active_args, func.arg_types))
     if useful is not None:
         useful = tuple(bool(u) and t.is_float for u, t in zip(useful, func.result_types))
         if useful == tuple(t.is_float for t in func.result_types):
@@ -105,25 +105,35 @@ class _Reverse:
         self.act = act
         self.vmap = {}
         self.counts = {}     # scf.while -> a Value standing for its trip count
+        self.shadow = {}     # active array -> its shadow (adjoints, element by element)
         self.loops = {}      # loop op -> _LoopInfo
         self.tapes = itertools.count()
         self._needs = {}
         self._inside = {}
         self._plans = {}
-        # array reads can be repeated in the reverse sweep only if no array is written
-        self.reread = not any(op.name == "lldiff.store" for op in func.walk())
+        # an array read can be repeated in the reverse sweep if the array is never written
+        written = {op.operands[1] for op in func.walk() if op.name == "lldiff.store"}
+        self.reread = lambda op: op.operands[0] not in written
 
     def build(self, new_name):
         f = self.func
         seeds = [t for t in f.result_types if t.is_float]
-        active = [a for a, on in zip(f.args, self.act.active_args) if on]
+        on = self.act.active_args
+        active = [a for a, m in zip(f.args, on) if m and a.type.is_float]
+        arrays = [a for a, m in zip(f.args, on) if m and a.type.is_memref]
         names = f.arg_names + [f"ybar{i}" if len(seeds) > 1 else "ybar"
-                               for i in range(len(seeds))]
-        nf = Func(new_name, f.arg_types + seeds, f.result_types + [a.type for a in active],
-                  names, loc=f.loc)
+                               for i in range(len(seeds))] + \
+            [f"{n}_bar" for a, n in zip(f.args, f.arg_names) if a in arrays]
+        nf = Func(new_name, f.arg_types + seeds + [a.type for a in arrays],
+                  f.result_types + [a.type for a in active], names, loc=f.loc)
         for a, na in zip(f.args, nf.args):
             self.vmap[a] = na
+        for a, sa in zip(arrays, nf.args[len(f.args) + len(seeds):]):
+            self.shadow[a] = sa  # the caller's zeros; the adjoint accumulates into it
         b = Builder(nf.body.block, f.loc)
+        for a in f.args:  # an array argument that receives differentiated values internally
+            if a not in self.shadow and self.act.active_memory(a):
+                self.shadow[a] = self.zeros_like(b, self.vmap[a])
         body = f.body.block
         for op in body.ops[:-1]:
             self.forward(op, Builder(nf.body.block, op.loc))
@@ -141,6 +151,14 @@ class _Reverse:
             outs.append(adj[a] if a in adj else b.const(0.0, a.type))
         b.insert(Op("func.return", outs, [], loc=ret.loc))
         return nf
+
+    def zeros_like(self, b, m):
+        """A zero array shaped like memref value `m` (a shadow the caller did not give)."""
+        t = m.type
+        dims = [b.value("lldiff.dim", m, axis=k) for k in range(t.rank)]
+        from lldiff.ir import memref
+        return b.create("lldiff.alloc", dims, {"type": memref(t.elem, t.rank), "fill": 0.0},
+                        hint="shadow").result
 
     # --- what the reverse sweep reads ------------------------------------------------------
 
@@ -194,6 +212,9 @@ class _Reverse:
             for region in op.regions:
                 for top in region.block.ops if region.blocks else ():
                     out += self.needs(top)
+        elif n in ("lldiff.load", "lldiff.store") and self.act.active_memory(
+                op.operands[0 if n == "lldiff.load" else 1]):
+            out += op.operands[1:] if n == "lldiff.load" else op.operands[2:]
         elif classify(n) == "rule" and any(self.act.active(r) for r in op.results):
             rule = RULES[n]
             names = set()
@@ -265,6 +286,8 @@ class _Reverse:
         for r, nr in zip(op.results, new.results):
             nr.hint = r.hint
             self.vmap[r] = nr
+        if n == "lldiff.alloc" and self.act.active_memory(op.result):
+            self.shadow[op.result] = self.zeros_like(b, new.result)
 
     def clone_region(self, region, extra_args=()):
         """A clone of `region` through `forward` (active ops inside keep their own tapes)."""
@@ -429,6 +452,26 @@ class _Reverse:
                 if op in self.loops:
                     self.reverse_loop(op, adj, b)
                 continue
+            if op.name == "lldiff.load":
+                m = op.operands[0]
+                if op.result in adj and m in self.shadow:
+                    # shadow[idx] += ybar
+                    sm, idx = self.shadow[m], [self.vmap[v] for v in op.operands[1:]]
+                    cur = b.value("lldiff.load", sm, *idx)
+                    b.create("lldiff.store", [Emit(b, cur.type).add(cur, adj[op.result]), sm]
+                             + idx)
+                continue
+            if op.name == "lldiff.store":
+                v, m = op.operands[:2]
+                if m in self.shadow:
+                    # the cell's adjoint goes to the stored value; the overwritten cell's
+                    # earlier value gets none of it
+                    sm, idx = self.shadow[m], [self.vmap[x] for x in op.operands[2:]]
+                    g = b.value("lldiff.load", sm, *idx)
+                    b.create("lldiff.store", [b.const(0.0, g.type), sm] + idx)
+                    if self.act.active(v):
+                        self.add(adj, v, g, b)
+                continue
             if classify(op.name) != "rule":
                 continue
             r = op.results[0]
@@ -477,12 +520,23 @@ class _Reverse:
                 for v in o.operands:
                     if v not in inner and self.act.active(v):
                         out[v] = None
+            elif o.name == "lldiff.store":
+                v = o.operands[0]
+                if v not in inner and self.act.active(v):
+                    out[v] = None
         return list(out)
+
+    def touches_shadow(self, op):
+        """Whether `op` reads or writes an array that has a shadow (its reverse then moves
+        adjoints through memory even when no SSA adjoint reaches it)."""
+        return any(o.name in ("lldiff.load", "lldiff.store") and
+                   o.operands[0 if o.name == "lldiff.load" else 1] in self.shadow
+                   for o in op.walk())
 
     def reverse_if(self, op, adj, b):
         seeds = [(i, r) for i, r in enumerate(op.results) if r in adj]
         outer = self.adjoint_targets(op)
-        if not seeds or not outer:
+        if not self.touches_shadow(op) and (not seeds or not outer):
             return
         regions = []
         for k, region in enumerate(op.regions):
@@ -511,7 +565,7 @@ class _Reverse:
         body, carries, inits = _loop_parts(op)
         idx = [i for i, a in enumerate(carries) if a.type.is_float and
                (self.act.active(a) or self.act.active(op.results[i]))]
-        if not any(op.results[i] in adj for i in idx):
+        if not any(op.results[i] in adj for i in idx) and not self.touches_shadow(op):
             return  # no adjoint reaches the loop: its tape is left as it is and freed
         outer = self.adjoint_targets(op)
         if op.name == "scf.for":
@@ -606,21 +660,27 @@ def _dummy(b, t):
 
 
 def grad_func(module, name, active_args, seeded):
-    """`f.grad.<mask>(x) -> (y..., xbar...)`: the vjp of `module[name]` with its seeds fixed
-    (1.0 for the float results whose `seeded` flag is set, 0.0 for the others), so a gradient
-    is one native call taking only the primal arguments. Returns the new function's name."""
+    """`f.grad.<mask>(x, xbar arrays) -> (y..., xbar scalars...)`: the vjp of `module[name]`
+    with its seeds fixed (1.0 for the float results whose `seeded` flag is set, 0.0 for the
+    others), so a gradient is one native call taking the primal arguments (and, for arrays, the
+    zero arrays their adjoints accumulate into). Returns the new function's name."""
     func = module[name]
     rev = module[vjp_func(module, name, active_args, seeded)]
     mask = "".join("1" if a and t.is_float else "0" for a, t in zip(active_args, func.arg_types))
     tag = "".join("1" if s else "0" for s in seeded)
     new_name = f"{name}.grad.{mask}.{tag}"
     if new_name not in module.funcs:
-        nf = Func(new_name, func.arg_types, rev.result_types, func.arg_names, loc=func.loc)
+        arrays = rev.arg_types[len(func.arg_types) + sum(t.is_float for t in
+                                                         func.result_types):]
+        nf = Func(new_name, func.arg_types + arrays, rev.result_types,
+                  func.arg_names + rev.arg_names[len(rev.arg_names) - len(arrays):],
+                  loc=func.loc)
         b = Builder(nf.body.block, func.loc)
         seeds = [b.const(1.0 if on else 0.0, t)
                  for t, on in zip(func.result_types, seeded) if t.is_float]
-        call = b.create("func.call", list(nf.args) + seeds, {"callee": rev.name},
-                        result_types=rev.result_types)
+        n = len(func.args)
+        call = b.create("func.call", list(nf.args[:n]) + seeds + list(nf.args[n:]),
+                        {"callee": rev.name}, result_types=rev.result_types)
         b.insert(Op("func.return", call.results, [], loc=func.loc))
         module.add(nf)
     return new_name
