@@ -81,7 +81,21 @@ def _jvp(d, primals, tangents):
     mask, dx = [], []
     for i, ((name, v), t) in enumerate(zip(values, types)):
         dt = tangents[i] if i < len(tangents) else None
-        if t.is_float:
+        if t.is_memref and t.elem.is_float:
+            mask.append(dt is not None)
+            if dt is not None:
+                np = _np()
+                if np.shape(dt) != v.shape:
+                    raise ValueError(f"lldiff.jvp: tangent for argument '{name}' has shape "
+                                     f"{np.shape(dt)}, the argument {v.shape}")
+                # a copy: the jvp writes into the tangents of arrays the function writes
+                dx.append(np.array(dt, dtype=v.dtype, order="C", copy=True))
+        elif t.is_memref:
+            if dt is not None:
+                raise TypeError(f"lldiff.jvp: argument '{name}' is an array of {v.dtype}, "
+                                "which is not differentiable; its tangent must be None")
+            mask.append(False)
+        elif t.is_float:
             if dt is not None and not _real(dt):
                 raise TypeError(f"lldiff.jvp: tangent for argument '{name}' must be a real "
                                 f"number, got {type(dt).__name__}")

@@ -26,9 +26,10 @@ differentiates.
 import os
 import sys
 
-from lldiff.ir import Block, Builder, Func, Op, Region
+from lldiff.ir import Block, Builder, Func, Op, Region, memref
 
-from .activity import analyze
+from .activity import analyze, differentiable
+from .inline import inline_calls
 from .derivatives import RULES, Emit, classify, helper_func
 
 __all__ = ["jvp_func", "jvp_name"]
@@ -45,18 +46,34 @@ def jvp_func(module, name, active_args, width=1):
     """Add the jvp of `module[name]` (differentiating the args whose flag is set) to `module`
     unless it is there already; return its name."""
     func = module[name]
-    active_args = tuple(bool(a) and t.is_float for a, t in zip(active_args, func.arg_types))
+    active_args = tuple(bool(a) and differentiable(t) for a, t in zip(active_args, func.arg_types))
     new_name = jvp_name(name, active_args, width)
     if new_name not in module.funcs:
+        if _uses_arrays(module, func):
+            # tangents of arrays live in memory: inline so one analysis sees every write
+            func = inline_calls(module, func)
         act = analyze(module, func, active_args)
         act.check_supported()
-        if any(act.active_memory(v) for v in act.varied):
-            raise NotImplementedError("forward mode through arrays that hold differentiated "
-                                      "values is not supported yet (use reverse mode)")
         if os.environ.get("LLDIFF_EXPLAIN", "") in ("activity", "all"):
             sys.stderr.write(act.explain())
         module.add(_Forward(module, func, act, width).build(new_name))
     return new_name
+
+
+def _uses_arrays(module, func, seen=None):
+    seen = set() if seen is None else seen
+    if func.name in seen:
+        return False
+    seen.add(func.name)
+    if any(t.is_memref for t in func.arg_types):
+        return True
+    for op in func.walk():
+        if op.name.startswith("lldiff.") and op.name in ("lldiff.alloc", "lldiff.load",
+                                                         "lldiff.store", "lldiff.dim"):
+            return True
+        if op.name == "func.call" and _uses_arrays(module, module[op.attrs["callee"]], seen):
+            return True
+    return False
 
 
 def _tangent_hint(v, w, width):
@@ -89,8 +106,18 @@ class _Forward:
         for a in active:
             self.tmap[a] = nf.args[k:k + W]
             k += W
+        b = Builder(nf.body.block, f.loc)
+        for a in f.args:  # an array argument that receives differentiated values internally
+            if a not in self.tmap and self.act.active_memory(a):
+                self.tmap[a] = [self.zeros_like(b, self.vmap[a]) for _ in range(W)]
         self.block(f.body.block, nf.body.block, self.ret)
         return nf
+
+    def zeros_like(self, b, m):
+        t = m.type
+        dims = [b.value("lldiff.dim", m, axis=k) for k in range(t.rank)]
+        return b.create("lldiff.alloc", dims, {"type": memref(t.elem, t.rank), "fill": 0.0},
+                        hint="tangent").result
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -147,6 +174,16 @@ class _Forward:
         new = self.clone(op, b)
         if classify(n) == "rule" and any(self.act.active(r) for r in op.results):
             self.rule(op, new, b)
+        elif n == "lldiff.alloc" and self.act.active_memory(op.result):
+            self.tmap[op.result] = [self.zeros_like(b, new.result) for _ in range(self.W)]
+        elif n == "lldiff.load" and op.operands[0] in self.tmap and self.act.active(op.result):
+            idx = new.operands[1:]
+            self.tmap[op.result] = [b.value("lldiff.load", t, *idx)
+                                    for t in self.tmap[op.operands[0]]]
+        elif n == "lldiff.store" and op.operands[1] in self.tmap:
+            v, idx = op.operands[0], new.operands[2:]
+            for t, dv in zip(self.tmap[op.operands[1]], self.t_or_zero(v, b)):
+                b.create("lldiff.store", [dv, t] + list(idx))
 
     def rule(self, op, new, b):
         rule = RULES[op.name]
