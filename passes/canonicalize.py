@@ -1,10 +1,14 @@
-"""canonicalize: constant folding, dead-code elimination and structured-CF cleanup.
+"""canonicalize: constant folding, common subexpressions, dead-code elimination and
+structured-CF cleanup.
 
 Folds pure ops on constants with the ops' reference semantics (so folding can never disagree
 with the interpreter), drops `lldiff.raise_if` on a constant false, inlines `scf.if` on a
-constant condition, removes unused `scf.if` results and dead loop-carried values, and deletes
-unused pure ops. IR -> IR only.
+constant condition, replaces a pure op by an identical one that dominates it (an array load
+only while no store or call may have changed memory in between), removes unused `scf.if`
+results and dead loop-carried values, and deletes unused pure ops. IR -> IR only.
 """
+
+import struct
 
 from lldiff.ir import I1, I64, OPS
 from lldiff.ir.ops import wrap_i64
@@ -18,10 +22,65 @@ def canonicalize(module):
     for func in module:
         for _ in range(20):
             changed = _fold(func)
+            changed |= _cse(func)
             changed |= _dce(func)
             if not changed:
                 break
     return module
+
+
+def _cse(func):
+    mapping = {}
+    changed = _cse_block(func.body.block, {}, mapping)
+    substitute(func, mapping)
+    return changed
+
+
+def _writes_memory(op):
+    return any(o.name in ("lldiff.store", "func.call") for o in op.walk())
+
+
+def _without_loads(table):
+    return {k: v for k, v in table.items() if k[0] != "lldiff.load"}
+
+
+def _cse_block(block, outer, mapping):
+    """CSE in `block`, seeing the ops of the enclosing blocks (`outer`: key -> op)."""
+    table = dict(outer)
+    changed = False
+    keep = []
+    for op in block.ops:
+        op.operands = [mapping.get(v, v) for v in op.operands]
+        if op.regions:
+            # a region that writes memory may run again after its own writes: no loads from
+            # outside can stand for loads inside it
+            inner = _without_loads(table) if _writes_memory(op) else table
+            for region in op.regions:
+                for b in region.blocks:
+                    changed |= _cse_block(b, inner, mapping)
+        if _writes_memory(op):
+            table = _without_loads(table)
+        key = _cse_key(op)
+        if key is not None:
+            prev = table.get(key)
+            if prev is not None:
+                mapping[op.results[0]] = prev.results[0]
+                changed = True
+                continue
+            table[key] = op
+        keep.append(op)
+    block.ops = keep
+    return changed
+
+
+def _cse_key(op):
+    od = OPS.get(op.name)
+    if od is None or not od.pure or op.regions or len(op.results) != 1 or \
+            op.name == "func.call":
+        return None
+    attrs = tuple(sorted((k, struct.pack("<d", v) if isinstance(v, float) else v)
+                         for k, v in op.attrs.items()))
+    return (op.name, tuple(op.operands), attrs, op.results[0].type)
 
 
 def _const(v):

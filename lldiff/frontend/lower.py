@@ -207,6 +207,7 @@ class _Lowerer:
         self.resolve_callee = resolve_callee
         self.b = Builder()
         self.env = {}
+        self.nonneg = set()  # int values known to be >= 0 (see known_nonneg)
         self.loops = []
         self.n_results = None
         self.callees = {}
@@ -709,6 +710,9 @@ class _Lowerer:
         norm = rng[3]
         if norm is None:
             self.env[target] = iv
+            start = _const_value(rng[0])
+            if start is not None and start >= 0:
+                self.nonneg.add(iv)  # counts up from a non-negative start
         else:
             start, step = norm
             self.env[target] = self.b.value("arith.addi", start,
@@ -860,8 +864,9 @@ class _Lowerer:
         const = c.attrs["value"] if c is not None and c.name == "arith.constant" else None
         zero = b.const(0, I64)
         if const is None:
-            neg = b.value("arith.cmpi", i, zero, pred="slt")
-            i = b.value("arith.select", neg, b.value("arith.addi", i, dim), i)
+            if not self.known_nonneg(i):
+                neg = b.value("arith.cmpi", i, zero, pred="slt")
+                i = b.value("arith.select", neg, b.value("arith.addi", i, dim), i)
         elif const < 0:
             i = b.value("arith.addi", i, dim)
         if self.boundscheck:
@@ -870,6 +875,23 @@ class _Lowerer:
             self.raise_if(b.value("arith.ori", low, high), "IndexError",
                           f"index out of bounds for axis {axis}")
         return i
+
+    def known_nonneg(self, v, depth=0):
+        """Whether int `v` is certainly >= 0: an induction variable counting up from a
+        non-negative start, an extent, a non-negative constant, or sums and products of them
+        (no select for Python's negative indices is needed then)."""
+        if v in self.nonneg:
+            return True
+        op = getattr(v, "op", None)
+        if op is None or depth > 8:
+            return False
+        if op.name == "arith.constant":
+            return op.attrs["value"] >= 0
+        if op.name == "lldiff.dim":
+            return True
+        if op.name in ("arith.addi", "arith.muli"):
+            return all(self.known_nonneg(u, depth + 1) for u in op.operands)
+        return False
 
     def subscript_load(self, node):
         shape = _shape_attr(node.value)

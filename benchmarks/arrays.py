@@ -1,0 +1,151 @@
+#!/usr/bin/env python
+"""Array benchmark: every ratio from ONE run, variants interleaved.
+
+Sections
+  1. The seed's l2 norm over n = 10^6 doubles: the primal against its gradient x/|x| by
+     lldiff's reverse mode -- the compiled vjp writing into a preallocated shadow (what the
+     C harness of ../shared/notes/enzyme times: Enzyme 2.41x, hand-written 2.31x there), and
+     lldiff.grad (which also allocates the zeroed gradient array) -- and a hand-written
+     gradient compiled by numba.                                      goal <= 2.3
+  2. ADBench's GMM objective (d = 10, K = 5, n = 1000 points of ../shared/adbench): the
+     objective, its full gradient (330 parameters) by lldiff.grad, and by central finite
+     differences (660 objective evaluations), with the largest relative difference.
+
+Usage
+  python benchmarks/arrays.py            # full run (~1 min)
+  python benchmarks/arrays.py --quick    # smoke run
+"""
+
+import argparse
+import math
+import os
+import statistics
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from forward import _interleaved  # noqa: E402
+from primal import _cpu_model, _loadavg  # noqa: E402
+
+
+def poorman_norm(x):
+    nm2 = 0.0
+    for i in range(len(x)):
+        nm2 += x[i] * x[i]
+    return math.sqrt(nm2)
+
+
+def _table(times, n, base_key, goal_key=None, goal=None, unit="element"):
+    base = min(times[base_key])
+    for k, ts in times.items():
+        r = min(ts) / base
+        mark = ""
+        if k == goal_key:
+            mark = f"   goal <= {goal} " + ("[ok]" if r <= goal else "[MISS]")
+        print(f"   {k:34s} {min(ts) / n * 1e9:9.2f} {statistics.median(ts) / n * 1e9:9.2f}"
+              f"   {r:5.2f}x{mark}")
+
+
+def main(argv=None):
+    import numba
+    import numpy as np
+    import lldiff
+    from lldiff.ir import F64, memref
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+    n = 10 ** 5 if args.quick else 10 ** 6
+    repeats = 5 if args.quick else 21
+    print(f"machine: {_cpu_model()}, load {_loadavg()}; lldiff {lldiff.__version__}, "
+          f"numba {numba.__version__}, numpy {np.__version__}")
+
+    # 1. l2 norm
+    x = np.random.default_rng(0).normal(size=n)
+    f = lldiff.jit(poorman_norm)
+    spec = f._derived((memref(F64, 1),), "grad", (True,), seeded=(True,))
+    shadow = np.zeros(n)
+    grad = lldiff.grad(f)
+
+    @numba.njit
+    def nb_norm(x):
+        s = 0.0
+        for i in range(len(x)):
+            s += x[i] * x[i]
+        return math.sqrt(s)
+
+    @numba.njit
+    def nb_hand_grad(x, dx):
+        s = 0.0
+        for i in range(len(x)):
+            s += x[i] * x[i]
+        r = 1.0 / math.sqrt(s)
+        for i in range(len(x)):
+            dx[i] += x[i] * r
+        return s
+
+    f(x), spec.entry(x, shadow), grad(x), nb_norm(x), nb_hand_grad(x, shadow)
+    shadow[:] = 0.0
+    spec.entry(x, shadow)
+    err = np.abs(shadow - x / np.linalg.norm(x)).max()
+    variants = {
+        "lldiff primal": lambda: f(x),
+        "lldiff vjp into a given shadow": lambda: spec.entry(x, shadow),
+        "lldiff.grad (allocates dx)": lambda: grad(x),
+        "numba primal": lambda: nb_norm(x),
+        "numba hand-written gradient": lambda: nb_hand_grad(x, shadow),
+    }
+    times = _interleaved(variants, repeats)
+    print(f"\n1. l2 norm of {n} doubles and its gradient: ns/element (min / median of "
+          f"{repeats}), ratio to lldiff's primal (max |dx - x/|x|| = {err:.1e})")
+    _table(times, n, "lldiff primal", "lldiff vjp into a given shadow", 2.3)
+
+    # 2. GMM
+    from test_adbench import ADBENCH, gmm_objective, read_gmm
+    path = os.path.join(ADBENCH, "gmm", "1k", "gmm_d10_K5.txt")
+    if not os.path.exists(path):
+        print("\n2. GMM: ../shared/adbench not found, skipped")
+        return
+    alphas, means, icf, xs, gamma, m = read_gmm(path)
+    if args.quick:
+        xs = xs[:100]
+    g = lldiff.jit(gmm_objective)
+    gg = lldiff.grad(g, argnums=(0, 1, 2))
+    params = (alphas, means, icf)
+    g(*params, xs, gamma, m)
+    ga = gg(*params, xs, gamma, m)
+
+    def fd_gradient():
+        out = []
+        h = 1e-6
+        for k, p0 in enumerate(params):
+            gk = np.zeros_like(p0)
+            for idx in np.ndindex(p0.shape):
+                hi, lo = [q.copy() for q in params], [q.copy() for q in params]
+                hi[k][idx] += h
+                lo[k][idx] -= h
+                gk[idx] = (g(*hi, xs, gamma, m) - g(*lo, xs, gamma, m)) / (2 * h)
+            out.append(gk)
+        return out
+    fd = fd_gradient()
+    rel = max(np.abs(a - b).max() / max(1.0, np.abs(b).max()) for a, b in zip(ga, fd))
+    reps = 3 if args.quick else 7
+    times = _interleaved({"objective": lambda: g(*params, xs, gamma, m),
+                          "lldiff.grad (330 parameters)": lambda: gg(*params, xs, gamma, m)},
+                         reps)
+    t_fd = min(_interleaved({"fd": fd_gradient}, 1)["fd"])
+    print(f"\n2. ADBench GMM d=10 K=5 n={len(xs)}: ms (min of {reps}), ratio to the objective")
+    base = min(times["objective"])
+    for k, ts in times.items():
+        print(f"   {k:34s} {min(ts) * 1e3:9.3f}   {min(ts) / base:7.2f}x")
+    print(f"   {'central FD (660 evaluations)':34s} {t_fd * 1e3:9.3f}   {t_fd / base:7.2f}x")
+    print(f"   largest difference lldiff vs FD, relative to the largest entry: {rel:.1e}")
+    print("   (JAX / autograd / PyTorch baselines: not installed here; issue 6's peers.py)")
+
+
+if __name__ == "__main__":
+    main()
