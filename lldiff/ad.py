@@ -318,7 +318,7 @@ def vjp(f, *primals):
     args = [_canonical(v) for _, v in values]
     y = d(*args)
     rtypes = d._ir(types).func.result_types
-    mask = [t.is_float for t in types]
+    mask = [t.is_float or t.is_memref and t.elem.is_float for t in types]
 
     def pullback(ybar):
         bars = list(ybar) if isinstance(ybar, tuple) else [ybar]
@@ -340,10 +340,13 @@ def vjp(f, *primals):
         # a None cotangent means the result is not differentiated at all
         useful = [t.is_float and b is not None for t, b in zip(rtypes, bars)]
         spec = d._derived(types, "vjp", mask, seeded=useful)
-        out = spec.entry(*args, *seeds)
+        shadows = {i: _np().zeros(args[i].shape, args[i].dtype)
+                   for i, t in enumerate(types) if mask[i] and t.is_memref}
+        out = spec.entry(*args, *seeds, *shadows.values())
         out = list(out) if isinstance(out, tuple) else [out]
         bars_x = iter(out[len(rtypes):])
-        return tuple(next(bars_x) if m else None for m in mask)
+        return tuple(shadows[i] if i in shadows else next(bars_x) if m else None
+                     for i, m in enumerate(mask))
 
     pullback.__name__ = f"pullback({d.__name__})"
     return y, pullback

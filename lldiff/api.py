@@ -332,9 +332,11 @@ class Dispatcher:
 def jit_grad(fn=None, *, opt=None, verify=None):
     """Compile `fn` and its reverse-mode gradient: calling it returns `(value, gradient)`.
 
-    The gradient is taken with respect to every float argument (a float for one, a tuple in
-    argument order for several; int and bool arguments are not differentiated), and value and
-    gradient come from one native call. `fn` must return one float. Options as `jit`.
+    The gradient is taken with respect to every float argument and float array (a float or an
+    array for one, a tuple in argument order for several; int and bool arguments and int
+    arrays are not differentiated), and value and gradient come from one native call (for
+    arrays, after zeroed gradient arrays are made). `fn` must return one float. Options as
+    `jit`.
     """
     def wrap(f):
         d = jit(f, opt=opt, verify=verify)
@@ -356,13 +358,28 @@ class JitGrad(Dispatcher):
         values = self._bind(args, kwargs)
         types = tuple(self._arg_type(name, v) for name, v in values)
         spec = self._grad_spec(types, values)
-        return spec.entry(*[_canonical(v) for _, v in values])
+        _check_arrays(self.__name__, values, types, spec.func)
+        arrays = [i for i, t in enumerate(types) if t.is_memref and t.elem.is_float]
+        if not arrays:
+            return spec.entry(*[_canonical(v) for _, v in values])
+        # float arrays: their gradients accumulate into zero arrays made here
+        np = _numpy()
+        shadows = {i: np.zeros(values[i][1].shape, values[i][1].dtype) for i in arrays}
+        out = spec.entry(*[_canonical(v) for _, v in values], *shadows.values())
+        out = out if isinstance(out, tuple) else (out,)
+        scalars = [i for i, t in enumerate(types) if t.is_float]
+        rest = out[1] if len(scalars) > 1 else out[1:]
+        grads = dict(zip(scalars, rest))
+        grads.update(shadows)
+        order = sorted(grads)
+        return out[0], (grads[order[0]] if len(order) == 1 else
+                        tuple(grads[i] for i in order))
 
     def _grad_spec(self, types, values):
-        mask = [t.is_float for t in types]
+        mask = [t.is_float or t.is_memref and t.elem.is_float for t in types]
         if not any(mask):
             raise TypeError(f"{self.__name__}(): @jit_grad differentiates the float "
-                            "arguments, and this call has none "
+                            "arguments and arrays, and this call has none "
                             f"({', '.join(name for name, _ in values) or 'no arguments'})")
         rtypes = self._ir(types).func.result_types
         if len(rtypes) != 1 or not rtypes[0].is_float:
@@ -371,7 +388,8 @@ class JitGrad(Dispatcher):
                             f"float; it returns {got}")
         d = self._derived(types, "grad", mask, seeded=(True,), fallback=self._dispatch)
         cls = type(self)
-        if "__call__" not in cls.__dict__ and cls is not JitGrad:
+        if "__call__" not in cls.__dict__ and cls is not JitGrad and \
+                not any(t.is_memref for t in types):
             cls.__call__ = d.entry  # the fast path: a builtin, not a Python method
         return d
 

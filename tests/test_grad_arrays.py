@@ -239,3 +239,35 @@ def test_a_value_overwritten_later_is_cached_a_value_never_written_is_re_read():
 def test_gradient_with_respect_to_an_int_array_is_an_error():
     with pytest.raises(TypeError, match="argument 'x' \\(argnums 0\\) is an array of int64"):
         lldiff.grad(poorman_norm)(np.arange(3))
+
+
+def sin_loss(x, c, n):
+    s = 0.0
+    for i in range(len(x)):
+        s += math.sin(c * x[i]) * n
+    return s
+
+
+def two_sums(x, c):
+    s = 0.0
+    for i in range(len(x)):
+        s += x[i] * c
+    return s, s * s
+
+
+def test_jit_grad_and_vjp_with_arrays():
+    x = np.linspace(0, 1, 5)
+    g = lldiff.jit_grad(sin_loss)
+    value, (gx, gc) = g(x, 0.7, 2)
+    assert value == pytest.approx(2 * np.sin(0.7 * x).sum(), rel=1e-14)
+    np.testing.assert_allclose(gx, 2 * 0.7 * np.cos(0.7 * x), rtol=1e-14)
+    assert gc == pytest.approx(2 * (x * np.cos(0.7 * x)).sum(), rel=1e-14)
+    value, (gx, gc) = g(x, 0.7, 2)  # the same again: no fast path that skips the arrays
+    assert isinstance(gx, np.ndarray)
+    y, pullback = lldiff.vjp(two_sums, x, 0.5)
+    s = 0.5 * x.sum()
+    assert y == pytest.approx((s, s * s), rel=1e-15)
+    gx, gc = pullback((0.0, 1.0))
+    np.testing.assert_allclose(gx, 2 * s * 0.5 * np.ones(5), rtol=1e-14)
+    assert gc == pytest.approx(2 * s * x.sum(), rel=1e-14)
+    assert pullback((1.0, None))[0] == pytest.approx(0.5 * np.ones(5))
