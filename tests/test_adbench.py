@@ -129,3 +129,64 @@ def test_gmm_gradient_on_1000_points_against_finite_differences():
         assert np.sum(g * v) == pytest.approx(fd, rel=1e-6)
         _, dy = lldiff.jvp(f, tuple(args), tuple(v if i == k else None for i in range(6)))
         assert dy == pytest.approx(np.sum(g * v), rel=1e-12)
+
+
+def ba_residual(cams, X, w, feats, obs, i, k):
+    """Component k (0 or 1) of ADBench's weighted reprojection error of observation i:
+    Rodrigues rotation, projection, radial distortion, focal length and principal point."""
+    c = obs[i, 0]
+    p = obs[i, 1]
+    x0 = X[p, 0] - cams[c, 3]
+    x1 = X[p, 1] - cams[c, 4]
+    x2 = X[p, 2] - cams[c, 5]
+    r0, r1, r2 = cams[c, 0], cams[c, 1], cams[c, 2]
+    sqtheta = r0 * r0 + r1 * r1 + r2 * r2
+    if sqtheta != 0.0:
+        theta = math.sqrt(sqtheta)
+        ct, st = math.cos(theta), math.sin(theta)
+        w0, w1, w2 = r0 / theta, r1 / theta, r2 / theta
+        tmp = (w0 * x0 + w1 * x1 + w2 * x2) * (1.0 - ct)
+        y0 = x0 * ct + (w1 * x2 - w2 * x1) * st + w0 * tmp
+        y1 = x1 * ct + (w2 * x0 - w0 * x2) * st + w1 * tmp
+        y2 = x2 * ct + (w0 * x1 - w1 * x0) * st + w2 * tmp
+    else:
+        y0 = x0 + (r1 * x2 - r2 * x1)
+        y1 = x1 + (r2 * x0 - r0 * x2)
+        y2 = x2 + (r0 * x1 - r1 * x0)
+    u, v = y0 / y2, y1 / y2
+    rsq = u * u + v * v
+    L = 1.0 + cams[c, 9] * rsq + cams[c, 10] * rsq * rsq
+    proj = (u if k == 0 else v) * L * cams[c, 6] + cams[c, 7 + k]
+    return w[i] * (proj - feats[i, k])
+
+
+def read_ba(path):
+    with open(path) as fh:
+        tok = fh.read().split()
+    n, m, p = (int(t) for t in tok[:3])
+    vals = [float(t) for t in tok[3:3 + 11 + 3 + 1 + 2]]
+    cams = np.tile(vals[:11], (n, 1))
+    X = np.tile(vals[11:14], (m, 1))
+    w = np.full(p, vals[14])
+    feats = np.tile(vals[15:17], (p, 1))
+    obs = np.array([[i % n, i % m] for i in range(p)], dtype=np.int64)
+    return cams, X, w, feats, obs
+
+
+def test_bundle_adjustment_jacobian_matches_adbench():
+    with open(os.path.join(ADBENCH, "adbench_expected.json")) as fh:
+        expected = json.load(fh)["ba_test"]
+    cams, X, w, feats, obs = read_ba(os.path.join(ADBENCH, "ba", "test.txt"))
+    f = lldiff.jit(ba_residual)
+    grad = lldiff.grad(f, argnums=(0, 1, 2))
+    errs, vals = [], []
+    for i in range(len(w)):
+        for k in (0, 1):
+            errs.append(f(cams, X, w, feats, obs, i, k))
+            gc, gX, gw = grad(cams, X, w, feats, obs, i, k)
+            vals += list(gc[obs[i, 0]]) + list(gX[obs[i, 1]]) + [gw[i]]
+            # nothing else depends on this observation's parameters
+            assert np.count_nonzero(gc) <= 11 and np.count_nonzero(gX) <= 3
+    vals += [-2.0 * wi for wi in w]  # d (1 - w_i^2) / d w_i
+    np.testing.assert_allclose(errs, expected["reproj_err"], rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(vals, expected["J_vals"], rtol=1e-8, atol=1e-8)
