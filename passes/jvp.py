@@ -26,11 +26,12 @@ differentiates.
 import os
 import sys
 
-from lldiff.ir import Block, Builder, Func, Op, Region, memref
+from lldiff.ir import Block, Builder, Func, Op, Region
 
 from .activity import analyze, differentiable
-from .inline import inline_calls
 from .derivatives import RULES, Emit, classify, helper_func
+from .inline import inline_calls
+from .rewrite import zeros_like
 
 __all__ = ["jvp_func", "jvp_name"]
 
@@ -109,15 +110,9 @@ class _Forward:
         b = Builder(nf.body.block, f.loc)
         for a in f.args:  # an array argument that receives differentiated values internally
             if a not in self.tmap and self.act.active_memory(a):
-                self.tmap[a] = [self.zeros_like(b, self.vmap[a]) for _ in range(W)]
+                self.tmap[a] = [zeros_like(b, self.vmap[a], "tangent") for _ in range(W)]
         self.block(f.body.block, nf.body.block, self.ret)
         return nf
-
-    def zeros_like(self, b, m):
-        t = m.type
-        dims = [b.value("lldiff.dim", m, axis=k) for k in range(t.rank)]
-        return b.create("lldiff.alloc", dims, {"type": memref(t.elem, t.rank), "fill": 0.0},
-                        hint="tangent").result
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -175,7 +170,7 @@ class _Forward:
         if classify(n) == "rule" and any(self.act.active(r) for r in op.results):
             self.rule(op, new, b)
         elif n == "lldiff.alloc" and self.act.active_memory(op.result):
-            self.tmap[op.result] = [self.zeros_like(b, new.result) for _ in range(self.W)]
+            self.tmap[op.result] = [zeros_like(b, new.result, "tangent") for _ in range(self.W)]
         elif n == "lldiff.load" and op.operands[0] in self.tmap and self.act.active(op.result):
             idx = new.operands[1:]
             self.tmap[op.result] = [b.value("lldiff.load", t, *idx)

@@ -3,9 +3,10 @@
 IR -> IR only; imports `lldiff.ir` and nothing else.
 """
 
-from lldiff.ir import I64, Block, Op, Region
+from lldiff.ir import I64, Block, Op, Region, memref
 
-__all__ = ["use_counts", "substitute", "all_blocks", "make_const", "clone_op", "trip_count"]
+__all__ = ["use_counts", "substitute", "all_blocks", "make_const", "clone_op", "trip_count",
+           "zeros_like"]
 
 
 def all_blocks(root):
@@ -78,3 +79,12 @@ def trip_count(b, lb, ub, step):
                                             b.value("arith.subi", step, b.const(1, I64))), step)
     zero = b.const(0, I64)
     return b.value("arith.select", b.value("arith.cmpi", n, zero, pred="sgt"), n, zero, hint="n")
+
+
+def zeros_like(b, m, hint=None):
+    """A new zero-filled C-contiguous array shaped like memref value `m` (a shadow or tangent
+    array no caller gave)."""
+    t = m.type
+    dims = [b.value("lldiff.dim", m, axis=k) for k in range(t.rank)]
+    return b.create("lldiff.alloc", dims, {"type": memref(t.elem, t.rank), "fill": 0.0},
+                    hint=hint).result

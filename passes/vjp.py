@@ -43,7 +43,7 @@ from . import cache
 from .activity import analyze, differentiable
 from .derivatives import RULES, Emit, classify, helper_func
 from .inline import inline_calls
-from .rewrite import trip_count
+from .rewrite import trip_count, zeros_like
 
 __all__ = ["vjp_func", "vjp_name", "grad_func"]
 
@@ -133,7 +133,7 @@ class _Reverse:
         b = Builder(nf.body.block, f.loc)
         for a in f.args:  # an array argument that receives differentiated values internally
             if a not in self.shadow and self.act.active_memory(a):
-                self.shadow[a] = self.zeros_like(b, self.vmap[a])
+                self.shadow[a] = zeros_like(b, self.vmap[a], "shadow")
         body = f.body.block
         for op in body.ops[:-1]:
             self.forward(op, Builder(nf.body.block, op.loc))
@@ -151,14 +151,6 @@ class _Reverse:
             outs.append(adj[a] if a in adj else b.const(0.0, a.type))
         b.insert(Op("func.return", outs, [], loc=ret.loc))
         return nf
-
-    def zeros_like(self, b, m):
-        """A zero array shaped like memref value `m` (a shadow the caller did not give)."""
-        t = m.type
-        dims = [b.value("lldiff.dim", m, axis=k) for k in range(t.rank)]
-        from lldiff.ir import memref
-        return b.create("lldiff.alloc", dims, {"type": memref(t.elem, t.rank), "fill": 0.0},
-                        hint="shadow").result
 
     # --- what the reverse sweep reads ------------------------------------------------------
 
@@ -287,7 +279,7 @@ class _Reverse:
             nr.hint = r.hint
             self.vmap[r] = nr
         if n == "lldiff.alloc" and self.act.active_memory(op.result):
-            self.shadow[op.result] = self.zeros_like(b, new.result)
+            self.shadow[op.result] = zeros_like(b, new.result, "shadow")
 
     def clone_region(self, region, extra_args=()):
         """A clone of `region` through `forward` (active ops inside keep their own tapes)."""

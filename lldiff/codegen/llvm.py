@@ -483,6 +483,16 @@ class _FuncEmitter:
         self.free_arrays()
         self.bd.ret(status)
 
+    def memory_error_if_null(self, ptr, msg):
+        """Return MemoryError(msg) (after the usual cleanup) when `ptr` is null."""
+        bd = self.bd
+        code = self.ctx.errors.code("MemoryError", msg)
+        fail, cont = self.new_block("out_of_memory"), self.new_block("allocated")
+        bd.cbranch(bd.icmp_unsigned("==", ptr, L.Constant(PTR, None)), fail, cont)
+        bd.position_at_end(fail)
+        self.ret_status(L.Constant(I32, code))
+        bd.position_at_end(cont)
+
     def free_arrays(self):
         if self.allocs is not None:
             fn = self.ctx.helper("lldiff.free_list", _build_free_list)
@@ -510,12 +520,7 @@ class _FuncEmitter:
             malloc = lm.globals.get("malloc") or L.Function(lm, L.FunctionType(PTR, [i64]),
                                                              "malloc")
             block = bd.call(malloc, [nbytes])
-        code = self.ctx.errors.code("MemoryError", "out of memory for an array")
-        fail, cont = self.new_block("alloc_failed"), self.new_block("alloc_ok")
-        bd.cbranch(bd.icmp_unsigned("==", block, L.Constant(PTR, None)), fail, cont)
-        bd.position_at_end(fail)
-        self.ret_status(L.Constant(I32, code))
-        bd.position_at_end(cont)
+        self.memory_error_if_null(block, "out of memory for an array")
         bd.store(bd.load(self.allocs), bd.bitcast(block, PTR.as_pointer()))
         bd.store(block, self.allocs)
         data = bd.bitcast(bd.gep(block, [L.Constant(i64, 16)], inbounds=True), elem.as_pointer())
@@ -552,12 +557,7 @@ class _FuncEmitter:
         fn = self.ctx.helper("lldiff.tape.reserve", _build_reserve)
         got = bd.call(fn, [bd.load(t.base), bd.load(t.size), bd.load(t.cap), t.inline, need])
         base = bd.extract_value(got, 0)
-        code = self.ctx.errors.code("MemoryError", "out of memory for the reverse-mode tape")
-        fail, cont = self.new_block("tape_oom"), self.new_block("tape_ok")
-        bd.cbranch(bd.icmp_unsigned("==", base, L.Constant(PTR, None)), fail, cont)
-        bd.position_at_end(fail)
-        self.ret_status(L.Constant(I32, code))
-        bd.position_at_end(cont)
+        self.memory_error_if_null(base, "out of memory for the reverse-mode tape")
         bd.store(base, t.base)
         bd.store(bd.extract_value(got, 1), t.cap)
 
