@@ -582,8 +582,9 @@ class _Reverse:
         saved = dict(self.vmap)
         if op.name == "scf.for":
             lb, _, step = (self.vmap[v] for v in op.operands[:3])
-            self.vmap[body.args[0]] = bb.value("arith.addi", lb,
-                                               bb.value("arith.muli", t, step), hint=body.args[0].hint)
+            iv = body.args[0]
+            self.vmap[iv] = bb.value("arith.addi", lb, bb.value("arith.muli", t, step),
+                                     hint=iv.hint)
         for i, (init, step) in info.affine.items():
             sv = self.vmap.get(step)
             if step in self.inside(op):  # a constant inside the body

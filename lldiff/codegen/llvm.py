@@ -283,11 +283,11 @@ LOWER = {
     "math.isnan": _isnan, "math.isinf": _isinf, "math.isfinite": _isfinite,
     "math.fpowi": _fpowi, "math.ipowi": _ipowi, "lldiff.factorial": _factorial,
 }
-# Handled by _FuncEmitter itself: control flow, calls, returns, raise_if and tapes (ad.push
-# and ad.pop must have been materialized by passes/tape.py before codegen).
+# Handled by _FuncEmitter itself: control flow, calls, returns, raise_if, array allocation and
+# tapes (ad.push and ad.pop must have been materialized by passes/tape.py before codegen).
 STRUCTURAL = {"scf.if", "scf.for", "scf.while", "scf.yield", "scf.condition", "func.return",
-              "func.call", "lldiff.raise_if", "lldiff.alloc", "ad.tape", "ad.tape.push", "ad.tape.pop",
-              "ad.tape.free"}
+              "func.call", "lldiff.raise_if", "lldiff.alloc", "ad.tape", "ad.tape.push",
+              "ad.tape.pop", "ad.tape.free"}
 
 
 def _build_free_list(lm, name):
