@@ -12,7 +12,7 @@ tangent: pass None or 0 for it (JAX's float0). An int or bool result's tangent i
 import numbers
 import weakref
 
-from .api import Dispatcher, jit
+from .api import Dispatcher, _check_arrays, jit
 
 __all__ = ["jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev"]
 
@@ -108,6 +108,7 @@ def _jvp(d, primals, tangents):
                                 f"differentiable; its tangent must be None or 0, got {dt!r}")
             mask.append(False)
     spec = d._derived(types, "jvp", mask)
+    _check_arrays(d.__name__, values, types, spec.func)
     finish = _jvp_finisher(d._ir(types).func.result_types)
     if len(values) == len(primals) and all(type(v) in _SCALARS for v in primals):
         _add_jvp_plan(d, primals, tangents, spec.entry, mask, finish)
@@ -170,6 +171,7 @@ def jacfwd(f, argnums=0):
         seeds = [1.0 if nums[w] == i else 0.0
                  for i in range(len(values)) if mask[i] for w in range(width)]
         spec = d._derived(types, "jvp", mask, width)
+        _check_arrays(d.__name__, values, types, spec.func)
         out = spec.entry(*[_canonical(v) for _, v in values], *seeds)
         _, dys = _split(out, d._ir(types).func.result_types, width)
         cols = [None if t is None else (t[0] if single else tuple(t)) for t in dys]
@@ -247,6 +249,7 @@ def _grad_call(d, who, nums, has_aux, args, kwargs):
     mask = [i in nums for i in range(len(values))]
     seeded = [i == 0 for i in range(len(rtypes))]
     spec = d._derived(types, "grad", mask, seeded=seeded)
+    _check_arrays(d.__name__, values, types, spec.func)
     arrays = sorted(k for k in nums if types[k].is_memref)
     scalars = sorted(k for k in nums if not types[k].is_memref)
     shadows = [_np().zeros(values[k][1].shape, values[k][1].dtype) for k in arrays]
@@ -340,6 +343,7 @@ def vjp(f, *primals):
         # a None cotangent means the result is not differentiated at all
         useful = [t.is_float and b is not None for t, b in zip(rtypes, bars)]
         spec = d._derived(types, "vjp", mask, seeded=useful)
+        _check_arrays(d.__name__, values, types, spec.func)
         shadows = {i: _np().zeros(args[i].shape, args[i].dtype)
                    for i, t in enumerate(types) if mask[i] and t.is_memref}
         out = spec.entry(*args, *seeds, *shadows.values())
@@ -377,6 +381,7 @@ def jacrev(f, argnums=0):
             # row k: a gradient of output k alone (the other outputs get no adjoint code, so
             # an infinite partial of another output cannot turn a zero seed into NaN)
             spec = d._derived(types, "grad", mask, seeded=[j == k for j in range(len(rtypes))])
+            _check_arrays(d.__name__, values, types, spec.func)
             out = spec.entry(*[_canonical(v) for _, v in values])
             grads = out[len(rtypes)] if len(nums) > 1 else out[len(rtypes):]
             by_arg = dict(zip(order, grads))

@@ -222,6 +222,10 @@ def test_bad_arguments_raise_clear_errors():
                                          "writes to it"):
         g(ro, 2.0)
     assert f(ro) == norm(ro)  # reading a read-only array is fine
+    with pytest.raises(ValueError, match="read-only"):
+        lldiff.grad(scale_in_place, argnums=1)(ro, 2.0)
+    with pytest.raises(ValueError, match="read-only"):
+        lldiff.jvp(scale_in_place, (ro, 2.0), (None, 1.0))
     h = lldiff.jit(caller_writes_through_helper)
     ro2 = np.zeros((3, 2))
     ro2.flags.writeable = False
