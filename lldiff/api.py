@@ -205,9 +205,10 @@ class Dispatcher:
     def _compile(self, spec, fallback):
         """LLVM IR -> native code for `spec.module`, exporting `spec.symbol` as a builtin."""
         from . import codegen
-        from .runtime import get_engine, make_builtin
+        from .runtime import array_boxer, get_engine, make_builtin
         t0 = time.perf_counter()
-        text = codegen.emit(spec.module, [spec.symbol], name=spec.symbol)
+        boxer = array_boxer() if any(t.is_memref for t in spec.func.result_types) else None
+        text = codegen.emit(spec.module, [spec.symbol], name=spec.symbol, array_boxer=boxer)
         spec.llvm_text = text
         entry_sym = codegen.entry_name(spec.symbol)
         lib = get_engine().compile(text, self.opt, [entry_sym])
@@ -471,7 +472,8 @@ def _canonical(v):
 def _pythonize(values, types):
     out = []
     for v, t in zip(values, types):
-        out.append(bool(v) if t.width == 1 else int(v) if t.is_int else float(v))
+        out.append(v if t.is_memref else bool(v) if t.width == 1 else int(v) if t.is_int
+                   else float(v))
     if not out:
         return None
     return out[0] if len(out) == 1 else tuple(out)

@@ -4,7 +4,7 @@ Importing this package is cheap; llvmlite.binding loads when the engine is first
 Never imports lldiff's IR or passes.
 """
 
-__all__ = ["get_engine", "make_builtin"]
+__all__ = ["get_engine", "make_builtin", "array_boxer"]
 
 
 def get_engine():
@@ -15,3 +15,9 @@ def get_engine():
 def make_builtin(address, name, fallback, owner):
     from .entry import make_builtin as _make
     return _make(address, name, fallback, owner)
+
+
+def array_boxer():
+    """The callable entry points use to return arrays (see arrays.py)."""
+    from .arrays import wrap_array
+    return wrap_array

@@ -6,9 +6,10 @@ from .llvm import LOWER, STRUCTURAL, emit_module
 __all__ = ["emit", "entry_name", "LOWER", "STRUCTURAL"]
 
 
-def emit(module, entries, name="lldiff"):
-    """LLVM IR text for `module`, exporting `entries` (IR func names) with entry points."""
+def emit(module, entries, name="lldiff", array_boxer=None):
+    """LLVM IR text for `module`, exporting `entries` (IR func names) with entry points.
+    `array_boxer`: the Python callable entry points give returned arrays to (runtime)."""
     lm, errors = emit_module(module, set(entries), name)
     for fname in entries:
-        emit_entry(lm, module[fname], errors)
+        emit_entry(lm, module[fname], errors, array_boxer)
     return str(lm)

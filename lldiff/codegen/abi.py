@@ -50,7 +50,7 @@ def _cstring(lm, text, name):
     return g
 
 
-def emit_entry(lm, func, errors):
+def emit_entry(lm, func, errors, array_boxer=None):
     """Add the CPython entry point of IR function `func` (already declared in `lm`)."""
     native = lm.globals[func.name]
     fnty = L.FunctionType(_PTR, [_PTR, _PTR.as_pointer(), _I64, _PTR])
@@ -141,7 +141,12 @@ def emit_entry(lm, func, errors):
     bd.ret(L.Constant(_PTR, None))
 
     bd.position_at_end(good)
-    boxed = [_box(lm, bd, t, bd.load(s)) for t, s in zip(func.result_types, slots)]
+    boxed = []
+    for t, s in zip(func.result_types, slots):
+        if t.is_memref:
+            boxed.append(_box_array(lm, bd, t, bd.load(s), array_boxer))
+        else:
+            boxed.append(_box(lm, bd, t, bd.load(s)))
     group = func.attrs.get("py_group")
     if group is not None:  # results group..end as one nested tuple: (value, (g1, g2, ...))
         boxed = boxed[:group] + [_tuple(lm, bd, boxed[group:])]
@@ -210,6 +215,29 @@ def _unbox_array(fn, bd, obj, t, writes, nxt, fallback, i):
     bd.branch(nxt)
     bd.position_at_end(nxt)
     return m
+
+
+def _box_array(lm, bd, t, m, boxer):
+    """A numpy array owning the block of returned array `m`: boxer(block, type_num, *shape)
+    (NULL, with the exception set, if the boxer fails)."""
+    vectorcall = _extern_fn(lm, "PyObject_Vectorcall", _PTR, [_PTR, _PTR.as_pointer(), _I64,
+                                                               _PTR])
+    from_long = _extern_fn(lm, "PyLong_FromLongLong", _PTR, [_I64])
+    decref = _extern_fn(lm, "Py_DecRef", L.VoidType(), [_PTR])
+    data = bd.ptrtoint(bd.extract_value(m, 0), _I64)
+    ints = [bd.sub(data, L.Constant(_I64, 16)), L.Constant(_I64, _TYPE_NUMS[str(t.elem)][0])]
+    ints += [bd.extract_value(m, [1, k]) for k in range(t.rank)]
+    argv = bd.alloca(_PTR, size=len(ints))
+    objs = []
+    for k, v in enumerate(ints):
+        o = bd.call(from_long, [v])
+        objs.append(o)
+        bd.store(o, bd.gep(argv, [L.Constant(_I64, k)]))
+    fn = L.Constant(_I64, id(boxer)).inttoptr(_PTR)
+    out = bd.call(vectorcall, [fn, argv, L.Constant(_I64, len(ints)), L.Constant(_PTR, None)])
+    for o in objs:
+        bd.call(decref, [o])
+    return out
 
 
 def _tuple(lm, bd, items):

@@ -310,6 +310,35 @@ def _build_free_list(lm, name):
     return fn
 
 
+def _build_unlink(lm, name):
+    """void unlink(ptr* head, ptr block): take `block` out of a call's list of arrays."""
+    fn = L.Function(lm, L.FunctionType(L.VoidType(), [PTR.as_pointer(), PTR]), name=name)
+    fn.linkage = "internal"
+    head, block = fn.args
+    entry, loop, found, done = (fn.append_basic_block(s) for s in ("entry", "loop", "found",
+                                                                   "done"))
+    bd = L.IRBuilder(entry)
+    bd.branch(loop)
+    bd.position_at_end(loop)
+    link = bd.phi(PTR.as_pointer())  # the slot that points at the current node
+    link.add_incoming(head, entry)
+    node = bd.load(link)
+    null = bd.icmp_unsigned("==", node, L.Constant(PTR, None))
+    is_it = bd.icmp_unsigned("==", node, block)
+    nxt_link = bd.bitcast(node, PTR.as_pointer())
+    check = fn.append_basic_block("check")
+    bd.cbranch(null, done, check)
+    bd.position_at_end(check)
+    link.add_incoming(nxt_link, check)
+    bd.cbranch(is_it, found, loop)
+    bd.position_at_end(found)
+    bd.store(bd.load(nxt_link), link)
+    bd.branch(done)
+    bd.position_at_end(done)
+    bd.ret_void()
+    return fn
+
+
 def _build_reserve(lm, name):
     """{ptr, i64} reserve(ptr base, i64 size, i64 cap, ptr inline, i64 need): a buffer of at
     least `need` bytes holding the first `size` bytes of `base`; null on failure."""
@@ -446,7 +475,8 @@ class _FuncEmitter:
         for op in f.walk():
             if op.name == "ad.tape":
                 self.tapes[op.result] = self.new_tape()
-            elif op.name == "lldiff.alloc" and self.allocs is None:
+            elif self.allocs is None and (op.name == "lldiff.alloc" or op.name == "func.call"
+                                          and any(r.type.is_memref for r in op.results)):
                 self.allocs = self.alloca_bd.alloca(PTR, name="arrays")
                 self.alloca_bd.store(L.Constant(PTR, None), self.allocs)
         self.block(f.body.block)
@@ -617,6 +647,10 @@ class _FuncEmitter:
             if n == "func.return":
                 for v, out in zip(op.operands, self.outs):
                     self.bd.store(self.vals[v], out)
+                for v in op.operands:  # a returned array now belongs to the caller
+                    if v.type.is_memref:
+                        fn = self.ctx.helper("lldiff.unlink", _build_unlink)
+                        self.bd.call(fn, [self.allocs, self.array_block(self.vals[v])])
                 self.free_arrays()
                 self.bd.ret(L.Constant(I32, 0))
                 return []
@@ -669,7 +703,18 @@ class _FuncEmitter:
         self.bd.position_at_end(fail)
         self.ret_status(status)
         self.bd.position_at_end(cont)
-        return [self.bd.load(s) for s in slots]
+        results = [self.bd.load(s) for s in slots]
+        for r, v in zip(op.results, results):
+            if r.type.is_memref:  # an array the callee returned joins this call's list
+                block = self.array_block(v)
+                self.bd.store(self.bd.load(self.allocs), self.bd.bitcast(block, PTR.as_pointer()))
+                self.bd.store(block, self.allocs)
+        return results
+
+    def array_block(self, m):
+        """The malloc'd block of an array made by lldiff.alloc: 16 bytes before its data."""
+        data = self.bd.bitcast(self.bd.extract_value(m, 0), PTR)
+        return self.bd.gep(data, [L.Constant(L.IntType(64), -16)])
 
     def op_scf_if(self, op):
         bd = self.bd

@@ -395,10 +395,15 @@ class _Lowerer:
         else:
             vals = self.expr_multi(s.value, allow_array=True)
             vals = list(vals) if isinstance(vals, tuple) else [vals]
-            if any(v.type.is_memref for v in vals):
-                raise self.unsupported(s.value, "returning an array",
-                                       "write the result into an array argument, or return "
-                                       "numbers")
+            for v in vals:
+                made = getattr(v, "op", None)
+                if v.type.is_memref and (made is None or made.name not in ("lldiff.alloc",
+                                                                           "func.call")):
+                    raise self.unsupported(s.value, "returning an array the function did not "
+                                                    "make (an argument, or one chosen by a "
+                                                    "branch or loop)",
+                                           "return a new array: out = np.zeros(...), fill it, "
+                                           "return out")
         if self.n_results is None:
             self.n_results = len(vals)
         elif self.n_results != len(vals):
