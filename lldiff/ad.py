@@ -36,6 +36,10 @@ def _real(x):
         and x.dtype.kind in "fiub"
 
 
+def _differentiable(t):
+    return t.is_float or t.is_memref and t.elem.is_float
+
+
 def _split(out, result_types, width):
     """Native results (y..., W tangents per float y) -> (y, [[W tangents] or None per y])."""
     n = len(result_types)
@@ -43,7 +47,8 @@ def _split(out, result_types, width):
         return None, []
     flat = list(out) if isinstance(out, tuple) else [out]
     ys, rest = flat[:n], iter(flat[n:])
-    dys = [[next(rest) for _ in range(width)] if t.is_float else None for t in result_types]
+    dys = [[next(rest) for _ in range(width)] if _differentiable(t) else None
+           for t in result_types]
     return (ys[0] if n == 1 else tuple(ys)), dys
 
 
@@ -318,35 +323,48 @@ def vjp(f, *primals):
     d = _dispatcher(f, "vjp")
     values = d._bind(primals, {})
     types = tuple(d._arg_type(name, v) for name, v in values)
-    args = [_canonical(v) for _, v in values]
-    y = d(*args)
+    saved = [_canonical(v) for _, v in values]
+    saved = [a.copy() if types[i].is_memref else a for i, a in enumerate(saved)]
+
+    def fresh():  # the function may write its arrays: every sweep starts from the primals
+        return [a.copy() if types[i].is_memref else a for i, a in enumerate(saved)]
+    y = d(*fresh())
     rtypes = d._ir(types).func.result_types
-    mask = [t.is_float or t.is_memref and t.elem.is_float for t in types]
+    mask = [_differentiable(t) for t in types]
+    ys = list(y) if isinstance(y, tuple) else [y]
 
     def pullback(ybar):
         bars = list(ybar) if isinstance(ybar, tuple) else [ybar]
         if len(bars) != len(rtypes):
             raise ValueError(f"lldiff.vjp: the cotangent must have the shape of "
                              f"{d.__name__}'s result ({len(rtypes)} values), got {ybar!r}")
-        seeds = []
+        seeds, arrays = [], {}
         for i, (t, b) in enumerate(zip(rtypes, bars)):
             if t.is_float:
                 if b is not None and not _real(b):
                     raise TypeError(f"lldiff.vjp: cotangent {i} must be a real number, "
                                     f"got {type(b).__name__}")
                 seeds.append(0.0 if b is None else float(b))
+            elif _differentiable(t) and b is not None:
+                np = _np()
+                if np.shape(b) != ys[i].shape:
+                    raise ValueError(f"lldiff.vjp: cotangent {i} has shape {np.shape(b)}, "
+                                     f"the result {ys[i].shape}")
+                arrays[i] = np.array(b, dtype=ys[i].dtype, order="C", copy=True)
             elif b is not None and not (_real(b) and b == 0):
                 raise TypeError(f"lldiff.vjp: result {i} of {d.__name__} is not a float; "
                                 f"its cotangent must be None or 0, got {b!r}")
         if not any(mask):
             return tuple(None for _ in values)
         # a None cotangent means the result is not differentiated at all
-        useful = [t.is_float and b is not None for t, b in zip(rtypes, bars)]
+        useful = [_differentiable(t) and b is not None for t, b in zip(rtypes, bars)]
         spec = d._derived(types, "vjp", mask, seeded=useful)
         _check_arrays(d.__name__, values, types, spec.func)
+        args = fresh()
         shadows = {i: _np().zeros(args[i].shape, args[i].dtype)
                    for i, t in enumerate(types) if mask[i] and t.is_memref}
-        out = spec.entry(*args, *seeds, *shadows.values())
+        given = [arrays[i] for i in spec.func.attrs.get("array_seeds", ())]
+        out = spec.entry(*args, *seeds, *given, *shadows.values())
         out = list(out) if isinstance(out, tuple) else [out]
         bars_x = iter(out[len(rtypes):])
         return tuple(shadows[i] if i in shadows else next(bars_x) if m else None
@@ -357,35 +375,57 @@ def vjp(f, *primals):
 
 
 def jacrev(f, argnums=0):
-    """The Jacobian of `f` by reverse mode: one native reverse sweep per float output (each
-    a compiled gradient of that output alone).
+    """The Jacobian of `f` by reverse mode: one native reverse sweep per output element (each
+    compiled to differentiate that output alone).
 
-    Returns the same structure as `jacfwd`: d out/d x for an int `argnums` (a tuple over
-    outputs for a tuple-valued f), a tuple over argnums for a tuple of argnums.
+    Returns what `jacfwd` returns: d out/d x for an int `argnums` (a tuple over outputs for a
+    tuple-valued f), a tuple over argnums for a tuple of argnums. For an array output of
+    shape S and an array argument of shape A the block has shape S + A.
     """
     d = _dispatcher(f, "jacrev")
     nums, single = _argnums(argnums, "jacrev")
 
     def jac(*args, **kwargs):
+        np = _np()
         values = d._bind(args, kwargs)
         types = tuple(d._arg_type(name, v) for name, v in values)
-        _check_argnums(d, "jacrev", values, types, nums, arrays=False)
+        _check_argnums(d, "jacrev", values, types, nums)
         rtypes = d._ir(types).func.result_types
         mask = [i in nums for i in range(len(values))]
-        order = sorted(nums)
+        saved = [_canonical(v) for _, v in values]
+
+        def fresh():  # the function may write its arrays: every sweep starts anew
+            return [a.copy() if types[i].is_memref else a for i, a in enumerate(saved)]
+        ys = d(*fresh())
+        ys = list(ys) if isinstance(ys, tuple) else [ys]
+        scalars = [i for i in sorted(nums) if not types[i].is_memref]
+        arrays = [i for i in sorted(nums) if types[i].is_memref]
         rows = []
         for k, t in enumerate(rtypes):
-            if not t.is_float:
+            if not _differentiable(t):
                 rows.append(None)
                 continue
-            # row k: a gradient of output k alone (the other outputs get no adjoint code, so
-            # an infinite partial of another output cannot turn a zero seed into NaN)
-            spec = d._derived(types, "grad", mask, seeded=[j == k for j in range(len(rtypes))])
+            spec = d._derived(types, "vjp", mask, seeded=[j == k for j in range(len(rtypes))])
             _check_arrays(d.__name__, values, types, spec.func)
-            out = spec.entry(*[_canonical(v) for _, v in values])
-            grads = out[len(rtypes)] if len(nums) > 1 else out[len(rtypes):]
-            by_arg = dict(zip(order, grads))
-            g = [by_arg[a] for a in nums]
+            out_shape = ys[k].shape if t.is_memref else ()
+            blocks = {i: np.zeros(out_shape + (np.shape(saved[i]) if i in arrays else ()))
+                      for i in nums}
+            for idx in np.ndindex(out_shape):
+                seeds = [1.0 if j == k else 0.0 for j, u in enumerate(rtypes) if u.is_float]
+                given = []
+                if t.is_memref and k in spec.func.attrs.get("array_seeds", ()):
+                    e = np.zeros(out_shape, ys[k].dtype)
+                    e[idx] = 1.0
+                    given = [e]
+                a = fresh()
+                shadows = [np.zeros(a[i].shape, a[i].dtype) for i in arrays]
+                out = spec.entry(*a, *seeds, *given, *shadows)
+                out = list(out) if isinstance(out, tuple) else [out]
+                for i, g in zip(scalars, out[len(rtypes):]):
+                    blocks[i][idx] = g
+                for i, g in zip(arrays, shadows):
+                    blocks[i][idx] = g
+            g = [blocks[i] if blocks[i].shape else float(blocks[i]) for i in nums]
             rows.append(g[0] if single else tuple(g))
         if not rows:
             return None

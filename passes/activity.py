@@ -28,7 +28,7 @@ def differentiable(t):
 def analyze(module, func, active_args, useful_results=None):
     """Activity of `func` given a bool per argument (and per result; default: every float)."""
     if useful_results is None:
-        useful_results = [t.is_float for t in func.result_types]
+        useful_results = [differentiable(t) for t in func.result_types]
     return Activity(module, func, tuple(active_args), tuple(useful_results))
 
 

@@ -26,7 +26,7 @@ differentiates.
 import os
 import sys
 
-from lldiff.ir import Block, Builder, Func, Op, Region
+from lldiff.ir import Block, Builder, Func, Op, Region, memref
 
 from .activity import analyze, differentiable
 from .derivatives import RULES, Emit, classify, helper_func
@@ -99,7 +99,9 @@ class _Forward:
         arg_types = f.arg_types + [a.type for a in active for _ in range(W)]
         names = f.arg_names + [(f"d{a.hint}" if W == 1 else f"d{a.hint}_{w}")
                                for a in active for w in range(W)]
-        results = f.result_types + [t for t in f.result_types if t.is_float for _ in range(W)]
+        results = f.result_types + [t if t.is_float else memref(t.elem, t.rank)
+                                    for t in f.result_types if differentiable(t)
+                                    for _ in range(W)]
         nf = Func(new_name, arg_types, results, names, loc=f.loc)
         k = len(f.args)
         for a, na in zip(f.args, nf.args):
@@ -211,6 +213,9 @@ class _Forward:
         for v in op.operands:
             if v.type.is_float:
                 outs += self.t_or_zero(v, b)
+            elif differentiable(v.type):  # a returned array: its tangent array
+                outs += self.tmap.get(v) or [zeros_like(b, self.m(v), "tangent")
+                                             for _ in range(self.W)]
         b.insert(Op("func.return", outs, [], loc=op.loc))
 
     def scf_if(self, op, b):

@@ -27,8 +27,10 @@ outer values the body reads). No `ad.cell` (a memory cell for an adjoint) is nee
 arrays have shadows.
 
 passes/tape.py then gives the abstract `ad.push`/`ad.pop` pairs memory. Signature of
-`f.vjp.<mask>`: the primal arguments, then one adjoint seed per float result; results: the
-primal results, then the adjoint of each argument whose mask bit is set.
+`f.vjp.<mask>`: the primal arguments, one adjoint seed per float result, a cotangent array
+per returned array that gets adjoint code (attribute `array_seeds`: their result indices),
+then a shadow array per differentiated array argument; results: the primal results, then the
+adjoint of each differentiated float argument.
 `LLDIFF_EXPLAIN=cache` prints each loop's decisions. IR -> IR only.
 """
 
@@ -106,6 +108,7 @@ class _Reverse:
         self.vmap = {}
         self.counts = {}     # scf.while -> a Value standing for its trip count
         self.shadow = {}     # active array -> its shadow (adjoints, element by element)
+        self.out_shadow = {}  # returned array -> the cotangent array given for it
         self.loops = {}      # loop op -> _LoopInfo
         self.tapes = itertools.count()
         self._needs = {}
@@ -117,18 +120,29 @@ class _Reverse:
 
     def build(self, new_name):
         f = self.func
+        ret = f.body.block.terminator
         seeds = [t for t in f.result_types if t.is_float]
+        # a returned array the results mask keeps: its cotangent array is its shadow
+        out_arrays = [v for v, u in zip(ret.operands, self.act.useful_results)
+                      if u and v.type.is_memref and self.act.active_memory(v)]
         on = self.act.active_args
         active = [a for a, m in zip(f.args, on) if m and a.type.is_float]
         arrays = [a for a, m in zip(f.args, on) if m and a.type.is_memref]
         names = f.arg_names + [f"ybar{i}" if len(seeds) > 1 else "ybar"
                                for i in range(len(seeds))] + \
+            [f"ybar_array{i}" for i in range(len(out_arrays))] + \
             [f"{n}_bar" for a, n in zip(f.args, f.arg_names) if a in arrays]
-        nf = Func(new_name, f.arg_types + seeds + [a.type for a in arrays],
+        nf = Func(new_name, f.arg_types + seeds + [v.type for v in out_arrays] +
+                  [a.type for a in arrays],
                   f.result_types + [a.type for a in active], names, loc=f.loc)
+        nf.attrs["array_seeds"] = tuple(i for i, v in enumerate(ret.operands)
+                                        if v in out_arrays)
         for a, na in zip(f.args, nf.args):
             self.vmap[a] = na
-        for a, sa in zip(arrays, nf.args[len(f.args) + len(seeds):]):
+        k = len(f.args) + len(seeds)
+        for v, sa in zip(out_arrays, nf.args[k:]):
+            self.out_shadow[v] = sa  # the caller's cotangent (a copy): used up in place
+        for a, sa in zip(arrays, nf.args[k + len(out_arrays):]):
             self.shadow[a] = sa  # the caller's zeros; the adjoint accumulates into it
         b = Builder(nf.body.block, f.loc)
         for a in f.args:  # an array argument that receives differentiated values internally
@@ -137,7 +151,6 @@ class _Reverse:
         body = f.body.block
         for op in body.ops[:-1]:
             self.forward(op, Builder(nf.body.block, op.loc))
-        ret = body.terminator
         adj = {}
         seed_args = iter(nf.args[len(f.args):])
         for i, v in enumerate(ret.operands):
@@ -279,7 +292,8 @@ class _Reverse:
             nr.hint = r.hint
             self.vmap[r] = nr
         if n == "lldiff.alloc" and self.act.active_memory(op.result):
-            self.shadow[op.result] = zeros_like(b, new.result, "shadow")
+            self.shadow[op.result] = self.out_shadow.get(op.result) or \
+                zeros_like(b, new.result, "shadow")
 
     def clone_region(self, region, extra_args=()):
         """A clone of `region` through `forward` (active ops inside keep their own tapes)."""

@@ -271,3 +271,33 @@ def test_jit_grad_and_vjp_with_arrays():
     np.testing.assert_allclose(gx, 2 * s * 0.5 * np.ones(5), rtol=1e-14)
     assert gc == pytest.approx(2 * s * x.sum(), rel=1e-14)
     assert pullback((1.0, None))[0] == pytest.approx(0.5 * np.ones(5))
+
+
+def scaled_squares(x, c):
+    out = np.empty(len(x))
+    for i in range(len(x)):
+        out[i] = c * x[i] * x[i]
+    return out
+
+
+def test_array_valued_results_in_both_modes():
+    x = np.array([0.5, -1.0, 2.0])
+    c = 1.5
+    J_x = np.diag(2 * c * x)        # d out / d x
+    J_c = x * x                     # d out / d c
+    y, dy = lldiff.jvp(scaled_squares, (x, c), (np.ones(3), 0.0))
+    np.testing.assert_allclose(y, c * x * x, rtol=1e-15)
+    np.testing.assert_allclose(dy, J_x @ np.ones(3), rtol=1e-15)
+    np.testing.assert_allclose(lldiff.jacfwd(scaled_squares, 1)(x, c), J_c, rtol=1e-15)
+    jx, jc = lldiff.jacrev(scaled_squares, (0, 1))(x, c)
+    np.testing.assert_allclose(jx, J_x, rtol=1e-15)
+    np.testing.assert_allclose(jc, J_c, rtol=1e-15)
+    _, pullback = lldiff.vjp(scaled_squares, x, c)
+    w = np.array([1.0, 2.0, -1.0])
+    gx, gc = pullback(w)
+    np.testing.assert_allclose(gx, J_x.T @ w, rtol=1e-15)
+    assert gc == pytest.approx(J_c @ w, rel=1e-15)
+    with pytest.raises(ValueError, match="shape"):
+        pullback(np.ones(2))
+    with pytest.raises(TypeError, match="is an array; only float arguments"):
+        lldiff.jacfwd(scaled_squares, 0)(x, c)
