@@ -157,12 +157,18 @@ def _add_jvp_plan(d, primals, tangents, entry, mask, finish):
     d._plans[tuple(map(type, tuple(primals) + (None,) + tuple(tangents)))] = plan
 
 
+_JACFWD_WIDTH = 16  # directions per vector-mode sweep for array arguments
+
+
 def jacfwd(f, argnums=0):
-    """The Jacobian of `f` by forward mode, all `argnums` columns in one vector-mode sweep.
+    """The Jacobian of `f` by forward mode, the `argnums` columns in vector-mode sweeps.
 
     Returns a function of the same arguments. With an int `argnums`, its value is d out/d x
     (a tuple over outputs for a tuple-valued f); with a tuple of argnums, a tuple over argnums
-    (a tuple of such tuples for a tuple-valued f), as `jax.jacfwd`.
+    (a tuple of such tuples for a tuple-valued f), as `jax.jacfwd`. Scalar arguments take one
+    sweep carrying a direction each; an array argument adds one direction per element, in
+    sweeps of at most 16 directions. For an array output of shape S and an array argument of
+    shape A the block has shape S + A.
     """
     d = _dispatcher(f, "jacfwd")
     nums, single = _argnums(argnums, "jacfwd")
@@ -170,19 +176,61 @@ def jacfwd(f, argnums=0):
     def jac(*args, **kwargs):
         values = d._bind(args, kwargs)
         types = tuple(d._arg_type(name, v) for name, v in values)
-        _check_argnums(d, "jacfwd", values, types, nums, arrays=False)
-        width = len(nums)
+        _check_argnums(d, "jacfwd", values, types, nums)
+        rtypes = d._ir(types).func.result_types
         mask = [i in nums for i in range(len(values))]
-        seeds = [1.0 if nums[w] == i else 0.0
-                 for i in range(len(values)) if mask[i] for w in range(width)]
-        spec = d._derived(types, "jvp", mask, width)
-        _check_arrays(d.__name__, values, types, spec.func)
-        out = spec.entry(*[_canonical(v) for _, v in values], *seeds)
-        _, dys = _split(out, d._ir(types).func.result_types, width)
-        cols = [None if t is None else (t[0] if single else tuple(t)) for t in dys]
-        if not cols:
+        saved = [_canonical(v) for _, v in values]
+        dirs = []  # (argnum, element index or None), in argnums order
+        for i in nums:
+            if types[i].is_memref:
+                dirs += [(i, idx) for idx in _np().ndindex(saved[i].shape)]
+            else:
+                dirs.append((i, None))
+        chunk = len(dirs) if not any(types[i].is_memref for i in nums) else _JACFWD_WIDTH
+        cols = [[] for _ in rtypes]  # per result: one tangent per direction
+        for start in range(0, len(dirs), chunk):
+            part = dirs[start:start + chunk]
+            width = len(part)
+            tangents = []
+            for i in range(len(values)):
+                if not mask[i]:
+                    continue
+                for j, idx in part:
+                    if types[i].is_memref:
+                        t = _np().zeros(saved[i].shape, saved[i].dtype)
+                        if j == i:
+                            t[idx] = 1.0
+                        tangents.append(t)
+                    else:
+                        tangents.append(1.0 if j == i else 0.0)
+            spec = d._derived(types, "jvp", mask, width)
+            _check_arrays(d.__name__, values, types, spec.func)
+            a = [x.copy() if types[k].is_memref else x for k, x in enumerate(saved)]
+            out = spec.entry(*a, *tangents)
+            _, dys = _split(out, rtypes, width)
+            for k, t in enumerate(dys):
+                if t is not None:
+                    cols[k] += t
+        blocks = []
+        for k, t in enumerate(rtypes):
+            if not _differentiable(t):
+                blocks.append(None)
+                continue
+            per_arg, pos = [], 0
+            for i in nums:
+                n = saved[i].size if types[i].is_memref else 1
+                ts = cols[k][pos:pos + n]
+                pos += n
+                if types[i].is_memref:
+                    np = _np()
+                    block = np.stack([np.asarray(x, dtype=float) for x in ts], axis=-1)
+                    per_arg.append(block.reshape(np.shape(ts[0]) + saved[i].shape))
+                else:
+                    per_arg.append(ts[0])
+            blocks.append(per_arg[0] if single else tuple(per_arg))
+        if not blocks:
             return None
-        return cols[0] if len(cols) == 1 else tuple(cols)
+        return blocks[0] if len(blocks) == 1 else tuple(blocks)
 
     jac.__name__ = f"jacfwd({d.__name__})"
     jac.__qualname__ = jac.__name__
