@@ -312,3 +312,57 @@ def test_jacobians_of_matrices_in_both_modes_agree():
     assert r[0].shape == f[0].shape == (4, 6) and r[1].shape == f[1].shape == (6,)
     np.testing.assert_allclose(r[0], f[0], rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(r[1], f[1], rtol=1e-13, atol=1e-15)
+
+
+# --- 50-digit finite differences for the functions without local arrays --------------------
+
+def _mp_version(fn):
+    """`fn` re-executed from its source with `math` bound to mpmath, for object arrays of
+    mpf: the oracle shares no code with lldiff."""
+    import inspect
+    import textwrap
+    import types as pytypes
+
+    import mpmath
+    mpmath_math = pytypes.SimpleNamespace(
+        sin=mpmath.sin, cos=mpmath.cos, exp=mpmath.exp, log=mpmath.log, sqrt=mpmath.sqrt,
+        tanh=mpmath.tanh, pi=mpmath.pi)
+    ns = {"math": mpmath_math, "np": np}
+    exec(textwrap.dedent(inspect.getsource(fn)), ns)  # noqa: S102 - the test's own source
+    return ns[fn.__name__]
+
+
+@pytest.mark.parametrize("fn,make,nums", [
+    (recurrence_in_place, lambda r: (r.normal(size=7), 0.8), (0, 1)),
+    (cumsum_weighted, lambda r: (r.normal(size=6), r.uniform(0, 1, 6)), (0, 1)),
+    (writes_under_if, lambda r: (r.normal(size=8), 1.3), (0, 1)),
+    (triangular, lambda r: (r.normal(size=(5, 5)),), (0,)),
+    (overwrite_one_cell, lambda r: (r.normal(size=3), 0.9), (0, 1)),
+    (poorman_norm, lambda r: (r.normal(size=9),), (0,)),
+])
+def test_directional_derivatives_against_50_digit_finite_differences(fn, make, nums):
+    import mpmath
+    rng = np.random.default_rng(abs(hash(fn.__name__)) % 2**32 + 1)
+    args = make(rng)
+    g = _grad(fn, args, nums)
+    dirs = {k: (rng.normal(size=np.shape(args[k])) if isinstance(args[k], np.ndarray)
+                else rng.normal()) for k in nums}
+    ours = sum(float(np.sum(gk * dirs[k])) for k, gk in zip(nums, g))
+    mp_fn = _mp_version(fn)
+    with mpmath.workdps(50):
+        h = mpmath.mpf("1e-20")
+
+        def at(t):
+            a = []
+            for k, x in enumerate(args):
+                if isinstance(x, np.ndarray):
+                    m = np.empty(x.shape, dtype=object)
+                    for idx in np.ndindex(x.shape):
+                        m[idx] = mpmath.mpf(x[idx]) + (t * mpmath.mpf(dirs[k][idx])
+                                                       if k in dirs else 0)
+                    a.append(m)
+                else:
+                    a.append(mpmath.mpf(x) + (t * mpmath.mpf(dirs[k]) if k in dirs else 0))
+            return mp_fn(*a)
+        ref = float((at(h) - at(-h)) / (2 * h))
+    assert ours == pytest.approx(ref, rel=1e-12, abs=1e-14)
