@@ -58,7 +58,7 @@ class Activity:
     def check_supported(self):
         """Raise NotImplementedError for arrays the AD passes cannot give shadows yet: an
         array holding differentiated values that flows through an scf.if or loop result or
-        carried value, or that is allocated inside a loop or branch."""
+        carried value."""
         for op in self.func.walk():
             where = f" at {op.loc}" if op.loc else ""
             if op.name in ("scf.if", "scf.for", "scf.while"):
@@ -68,11 +68,6 @@ class Activity:
                     raise NotImplementedError(
                         f"differentiating an array that is chosen by a branch or carried by "
                         f"a loop{where} is not supported yet (give each array one name)")
-            if op.name == "lldiff.alloc" and self.active_memory(op.result) and \
-                    op.parent is not self.func.body.block:
-                raise NotImplementedError(
-                    f"differentiating an array allocated inside a loop or branch{where} is "
-                    "not supported yet (allocate it at the top of the function)")
 
     # --- interprocedural summaries -----------------------------------------------------------
 

@@ -38,7 +38,7 @@ import itertools
 import os
 import sys
 
-from lldiff.ir import I1, I64, Block, Builder, Func, Op, Region, Value, print_func
+from lldiff.ir import I1, I64, Block, Builder, Func, Op, Region, Value, memref, print_func
 from lldiff.ir.printer import Namer
 
 from . import cache
@@ -116,7 +116,10 @@ class _Reverse:
         self._plans = {}
         # an array read can be repeated in the reverse sweep if the array is never written
         written = {op.operands[1] for op in func.walk() if op.name == "lldiff.store"}
-        self.reread = lambda op: op.operands[0] not in written
+        nested = {op.result for op in func.walk() if op.name == "lldiff.alloc" and
+                  op.parent is not func.body.block}
+        self.reread = lambda op: op.operands[0] not in written and \
+            op.operands[0] not in nested
 
     def build(self, new_name):
         f = self.func
@@ -217,6 +220,9 @@ class _Reverse:
             for region in op.regions:
                 for top in region.block.ops if region.blocks else ():
                     out += self.needs(top)
+        elif n == "lldiff.alloc" and self.act.active_memory(op.result) and \
+                op.parent is not self.func.body.block:
+            out += op.operands  # its shadow is made again in the reverse sweep
         elif n in ("lldiff.load", "lldiff.store") and self.act.active_memory(
                 op.operands[0 if n == "lldiff.load" else 1]):
             out += op.operands[1:] if n == "lldiff.load" else op.operands[2:]
@@ -291,7 +297,10 @@ class _Reverse:
         for r, nr in zip(op.results, new.results):
             nr.hint = r.hint
             self.vmap[r] = nr
-        if n == "lldiff.alloc" and self.act.active_memory(op.result):
+        if n == "lldiff.alloc" and self.act.active_memory(op.result) and \
+                op.parent is self.func.body.block:
+            # (an array made inside a loop or branch gets its shadow in the reverse sweep of
+            # that iteration or branch: see local_shadows)
             self.shadow[op.result] = self.out_shadow.get(op.result) or \
                 zeros_like(b, new.result, "shadow")
 
@@ -532,6 +541,17 @@ class _Reverse:
                     out[v] = None
         return list(out)
 
+    def local_shadows(self, block, b):
+        """Zero shadows, made at the start of this reverse iteration or branch, for the
+        arrays holding differentiated values that `block` allocates (their adjoints live
+        and die within it)."""
+        for op in block.ops:
+            if op.name == "lldiff.alloc" and self.act.active_memory(op.result):
+                t = op.result.type
+                self.shadow[op.result] = b.create(
+                    "lldiff.alloc", [self.vmap[v] for v in op.operands],
+                    {"type": memref(t.elem, t.rank), "fill": 0.0}, hint="shadow").result
+
     def touches_shadow(self, op):
         """Whether `op` reads or writes an array that has a shadow (its reverse then moves
         adjoints through memory even when no SSA adjoint reaches it)."""
@@ -550,6 +570,7 @@ class _Reverse:
             local = {}
             yb = Builder(nb, op.loc)
             if region.blocks:
+                self.local_shadows(region.block, yb)
                 y = region.block.terminator
                 for i, r in seeds:
                     v = y.operands[i]
@@ -614,6 +635,7 @@ class _Reverse:
             for r, nr in zip(rop.results, new.results):
                 nr.hint = r.hint
                 self.vmap[r] = nr
+        self.local_shadows(body, bb)
         local = dict(zip(outer, accs))
         y = body.terminator
         for k, i in enumerate(idx):

@@ -366,3 +366,47 @@ def test_directional_derivatives_against_50_digit_finite_differences(fn, make, n
             return mp_fn(*a)
         ref = float((at(h) - at(-h)) / (2 * h))
     assert ours == pytest.approx(ref, rel=1e-12, abs=1e-14)
+
+
+def per_sample_hidden_layer(W, X):
+    total = 0.0
+    for s in range(X.shape[0]):
+        h = np.zeros(W.shape[0])  # a fresh array per sample, holding differentiated values
+        for i in range(W.shape[0]):
+            acc = 0.0
+            for j in range(W.shape[1]):
+                acc += W[i, j] * X[s, j]
+            h[i] = math.tanh(acc)
+        for i in range(W.shape[0]):
+            total += h[i] * h[i]
+    return total
+
+
+def scratch_in_branch(x, c):
+    s = 0.0
+    if c > 0.0:
+        t = np.empty(len(x))
+        for i in range(len(x)):
+            t[i] = c * x[i]
+        for i in range(len(x)):
+            s += t[i] * t[i]
+    else:
+        s = c
+    return s
+
+
+def test_arrays_made_inside_loops_and_branches():
+    rng = np.random.default_rng(8)
+    W, X = rng.normal(size=(3, 4)), rng.normal(size=(5, 4))
+    H = np.tanh(X @ W.T)
+    ref = (2 * H * (1 - H ** 2)).T @ X
+    np.testing.assert_allclose(lldiff.grad(per_sample_hidden_layer)(W, X), ref, rtol=1e-13,
+                               atol=1e-15)
+    V = rng.normal(size=W.shape)
+    _, dy = lldiff.jvp(per_sample_hidden_layer, (W, X), (V, None))
+    assert dy == pytest.approx(np.sum(ref * V), rel=1e-13)
+    x = rng.normal(size=4)
+    gx, gc = lldiff.grad(scratch_in_branch, (0, 1))(x, 0.7)
+    np.testing.assert_allclose(gx, 2 * 0.7 ** 2 * x, rtol=1e-14)
+    assert gc == pytest.approx(2 * 0.7 * np.sum(x * x), rel=1e-14)
+    assert lldiff.grad(scratch_in_branch, (0, 1))(x, -0.7)[1] == 1.0
