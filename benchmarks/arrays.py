@@ -9,7 +9,9 @@ Sections
      gradient compiled by numba.                                      goal <= 2.3
   2. ADBench's GMM objective (d = 10, K = 5, n = 1000 points of ../shared/adbench): the
      objective, its full gradient (330 parameters) by lldiff.grad, and by central finite
-     differences (660 objective evaluations), with the largest relative difference.
+     differences (660 objective evaluations), with the largest relative difference; and,
+     when autograd is installed (`pip install lldiff[bench]`), the objective written the way
+     numpy users write it (vectorized, einsum) with its gradient by autograd.
 
 Usage
   python benchmarks/arrays.py            # full run (~1 min)
@@ -144,7 +146,53 @@ def main(argv=None):
         print(f"   {k:34s} {min(ts) * 1e3:9.3f}   {min(ts) / base:7.2f}x")
     print(f"   {'central FD (660 evaluations)':34s} {t_fd * 1e3:9.3f}   {t_fd / base:7.2f}x")
     print(f"   largest difference lldiff vs FD, relative to the largest entry: {rel:.1e}")
-    print("   (JAX / autograd / PyTorch baselines: not installed here; issue 6's peers.py)")
+    try:
+        import autograd
+        import autograd.numpy as anp
+    except ImportError:
+        print("   (autograd not installed: pip install lldiff[bench])")
+        return
+    value = gmm_numpy(anp, *params, xs, gamma, m)
+    ag = autograd.grad(lambda a, mu, q: gmm_numpy(anp, a, mu, q, xs, gamma, m), (0, 1, 2))
+    gag = ag(*params)
+    agree = max(np.abs(a - b).max() / max(1.0, np.abs(b).max()) for a, b in zip(gag, ga))
+    times = _interleaved({
+        "lldiff objective (loops)": lambda: g(*params, xs, gamma, m),
+        "numpy objective (vectorized)": lambda: gmm_numpy(np, *params, xs, gamma, m),
+        "lldiff.grad": lambda: gg(*params, xs, gamma, m),
+        "autograd grad of the numpy objective": lambda: ag(*params)}, reps)
+    print(f"   numpy objective {value:.10f} vs lldiff {g(*params, xs, gamma, m):.10f}; "
+          f"gradients agree to {agree:.1e}")
+    for k, ts in times.items():
+        print(f"   {k:38s} {min(ts) * 1e3:9.3f} ms")
+
+
+def gmm_numpy(np, alphas, means, icf, x, gamma, m):
+    """The GMM objective as numpy users write it (ADBench's autograd version, condensed):
+    vectorized over points and components, L built by a constant scatter matrix."""
+    import numpy as onp
+    from scipy.special import multigammaln
+    n, d = x.shape
+    K = alphas.shape[0]
+    Qdiags = np.exp(icf[:, :d])
+    sum_qs = np.sum(icf[:, :d], axis=1)
+    pairs = [(r, c) for c in range(d) for r in range(c + 1, d)]
+    S = onp.zeros((len(pairs), d * d))
+    for p, (r, c) in enumerate(pairs):
+        S[p, r * d + c] = 1.0
+    Ls = np.reshape(np.dot(icf[:, d:], S), (K, d, d))
+    xc = x[:, None, :] - means[None, :, :]
+    qx = Qdiags[None, :, :] * xc + np.einsum("kij,nkj->nki", Ls, xc)
+    inner = alphas[None, :] + sum_qs[None, :] - 0.5 * np.sum(qx ** 2, axis=2)
+    mx = np.max(inner, axis=1)
+    slse = np.sum(np.log(np.sum(np.exp(inner - mx[:, None]), axis=1)) + mx)
+    amx = np.max(alphas)
+    lse_alphas = np.log(np.sum(np.exp(alphas - amx))) + amx
+    nw = d + m + 1
+    prior = np.sum(0.5 * gamma * gamma * (np.sum(Qdiags ** 2, axis=1) +
+                                          np.sum(icf[:, d:] ** 2, axis=1)) - m * sum_qs)
+    C = nw * d * (math.log(gamma) - 0.5 * math.log(2.0)) - multigammaln(0.5 * nw, d)
+    return -n * d * 0.5 * math.log(2 * math.pi) + slse - n * lse_alphas + prior - K * C
 
 
 if __name__ == "__main__":
