@@ -175,12 +175,12 @@ class _Forward:
             self.tmap[op.result] = [zeros_like(b, new.result, "tangent") for _ in range(self.W)]
         elif n == "lldiff.load" and op.operands[0] in self.tmap and self.act.active(op.result):
             idx = new.operands[1:]
-            self.tmap[op.result] = [b.value("lldiff.load", t, *idx)
+            self.tmap[op.result] = [b.value("lldiff.load", t, *idx, shadow=True)
                                     for t in self.tmap[op.operands[0]]]
         elif n == "lldiff.store" and op.operands[1] in self.tmap:
             v, idx = op.operands[0], new.operands[2:]
             for t, dv in zip(self.tmap[op.operands[1]], self.t_or_zero(v, b)):
-                b.create("lldiff.store", [dv, t] + list(idx))
+                b.create("lldiff.store", [dv, t] + list(idx), {"shadow": True})
 
     def rule(self, op, new, b):
         rule = RULES[op.name]

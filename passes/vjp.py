@@ -472,9 +472,9 @@ class _Reverse:
                 if op.result in adj and m in self.shadow:
                     # shadow[idx] += ybar
                     sm, idx = self.shadow[m], [self.vmap[v] for v in op.operands[1:]]
-                    cur = b.value("lldiff.load", sm, *idx)
+                    cur = b.value("lldiff.load", sm, *idx, shadow=True)
                     b.create("lldiff.store", [Emit(b, cur.type).add(cur, adj[op.result]), sm]
-                             + idx)
+                             + idx, {"shadow": True})
                 continue
             if op.name == "lldiff.store":
                 v, m = op.operands[:2]
@@ -482,8 +482,8 @@ class _Reverse:
                     # the cell's adjoint goes to the stored value; the overwritten cell's
                     # earlier value gets none of it
                     sm, idx = self.shadow[m], [self.vmap[x] for x in op.operands[2:]]
-                    g = b.value("lldiff.load", sm, *idx)
-                    b.create("lldiff.store", [b.const(0.0, g.type), sm] + idx)
+                    g = b.value("lldiff.load", sm, *idx, shadow=True)
+                    b.create("lldiff.store", [b.const(0.0, g.type), sm] + idx, {"shadow": True})
                     if self.act.active(v):
                         self.add(adj, v, g, b)
                 continue

@@ -62,11 +62,14 @@ def _element_ptr(fe, m, mt, idx):
 
 
 def _load(fe, op, a):
-    return [fe.bd.load(_element_ptr(fe, a[0], op.operands[0].type, a[1:]))]
+    inst = fe.bd.load(_element_ptr(fe, a[0], op.operands[0].type, a[1:]))
+    fe.alias_info(inst, op)
+    return [inst]
 
 
 def _store(fe, op, a):
-    fe.bd.store(a[0], _element_ptr(fe, a[1], op.operands[1].type, a[2:]))
+    inst = fe.bd.store(a[0], _element_ptr(fe, a[1], op.operands[1].type, a[2:]))
+    fe.alias_info(inst, op)
     return []
 
 
@@ -106,6 +109,7 @@ class _ModuleCtx:
         self.funcs = {}
         self.ir_funcs = {}
         self.helpers = {}
+        self._shadow_scope = None
 
     def declare(self, f, exported):
         args = [llvm_type(t) for t in f.arg_types] + [llvm_type(t).as_pointer()
@@ -131,6 +135,15 @@ class _ModuleCtx:
                 fn = self.lm.globals.get(name) or L.Function(self.lm, fty, name=name)
             self.helpers[key] = fn
         return fn
+
+    def shadow_scope(self):
+        """The alias-scope list naming shadow memory (made once per module)."""
+        if self._shadow_scope is None:
+            lm = self.lm
+            domain = lm.add_metadata([L.MetaDataString(lm, "lldiff.memory")])
+            scope = lm.add_metadata([L.MetaDataString(lm, "lldiff.shadow"), domain])
+            self._shadow_scope = lm.add_metadata([scope])
+        return self._shadow_scope
 
     def helper(self, name, build):
         fn = self.helpers.get(name)
@@ -470,6 +483,7 @@ class _FuncEmitter:
             la.name = (a.hint or "arg").lstrip(".")
         self.outs = fn.args[len(f.args):]
         self.sincos_done = {}
+        self.has_shadows = any(op.attrs.get("shadow") for op in f.walk())
         self.tapes = {}
         self.allocs = None  # head of this call's list of arrays (lldiff.alloc), if any
         for op in f.walk():
@@ -512,6 +526,15 @@ class _FuncEmitter:
             self.free_tape(t)
         self.free_arrays()
         self.bd.ret(status)
+
+    def alias_info(self, inst, op):
+        """Shadow/tangent arrays never overlap primal arrays (the AD passes and lldiff's API
+        make them): one alias scope for shadow accesses, `noalias` of it on the others, so
+        LLVM can keep primal values in registers and vectorize across shadow updates."""
+        if not self.has_shadows:
+            return
+        scope = self.ctx.shadow_scope()
+        inst.set_metadata("alias.scope" if op.attrs.get("shadow") else "noalias", scope)
 
     def memory_error_if_null(self, ptr, msg):
         """Return MemoryError(msg) (after the usual cleanup) when `ptr` is null."""

@@ -294,6 +294,8 @@ opdef("lldiff.raise_if", "generic", _fixed([I1], None), _raise_if, pure=False)
 # Arrays (memref): load and store an element, read an extent. Indices are i64, already
 # normalized (non-negative; the frontend adds the extent to negative ones and, with
 # boundscheck, raises IndexError out of range): out-of-range access is undefined, as in numba.
+# Attribute `shadow = true` (set by the AD passes) marks an access to a shadow or tangent
+# array, memory that never overlaps the primal arrays: codegen tells LLVM so.
 def _load_rule(types, attrs):
     m, *idx = types
     if not m.is_memref or len(idx) != m.rank or any(t is not I64 for t in idx):
