@@ -193,9 +193,16 @@ class _Reverse:
         return got
 
     def region_active(self, op):
-        return any(self.act.active(v) for inner in op.walk() for v in inner.results) or \
-            any(self.act.active(v) for r in op.regions for blk in r.blocks
-                for v in list(blk.args) + list(blk.terminator.operands))
+        """Whether the reverse sweep has work in `op`: an active value inside, or a store
+        into an array with a shadow (its reverse moves or clears the cell's adjoint even
+        when the stored value is inactive)."""
+        for inner in op.walk():
+            if any(self.act.active(v) for v in inner.results):
+                return True
+            if inner.name == "lldiff.store" and self.act.active_memory(inner.operands[1]):
+                return True
+        return any(self.act.active(v) for r in op.regions for blk in r.blocks
+                   for v in list(blk.args) + list(blk.terminator.operands))
 
     def needs(self, op):
         """Values the reverse of `op` reads; for a region op, those defined outside its loops
@@ -304,13 +311,12 @@ class _Reverse:
             self.shadow[op.result] = self.out_shadow.get(op.result) or \
                 zeros_like(b, new.result, "shadow")
 
-    def clone_region(self, region, extra_args=()):
+    def clone_region(self, region):
         """A clone of `region` through `forward` (active ops inside keep their own tapes)."""
         nr = Region([])
         for block in region.blocks:
-            nb_region, nb = Builder().block_region(
-                [a.type for a in block.args] + [t for t, _ in extra_args],
-                [a.hint for a in block.args] + [h for _, h in extra_args])
+            nb_region, nb = Builder().block_region([a.type for a in block.args],
+                                                   [a.hint for a in block.args])
             for a, na in zip(block.args, nb.args):
                 self.vmap[a] = na
             for op in block.ops:

@@ -410,3 +410,21 @@ def test_arrays_made_inside_loops_and_branches():
     np.testing.assert_allclose(gx, 2 * 0.7 ** 2 * x, rtol=1e-14)
     assert gc == pytest.approx(2 * 0.7 * np.sum(x * x), rel=1e-14)
     assert lldiff.grad(scratch_in_branch, (0, 1))(x, -0.7)[1] == 1.0
+
+
+def fill_then_sum_squares(x, c):
+    for i in range(len(x)):
+        x[i] = c          # a loop whose only work is storing: reversed all the same
+    x[0] = 0.0            # an inactive value overwrites a differentiated cell
+    s = 0.0
+    for i in range(len(x)):
+        s += x[i] * x[i]
+    return s
+
+
+def test_loops_that_only_store_are_reversed():
+    x = np.zeros(4)
+    assert lldiff.grad(fill_then_sum_squares, argnums=1)(x.copy(), 0.5) == 2 * 3 * 0.5
+    assert lldiff.jvp(fill_then_sum_squares, (x.copy(), 0.5), (None, 1.0))[1] == 3.0
+    gx, gc = lldiff.grad(fill_then_sum_squares, argnums=(0, 1))(x.copy(), 0.5)
+    np.testing.assert_array_equal(gx, np.zeros(4))  # every cell is overwritten
