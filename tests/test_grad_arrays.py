@@ -110,6 +110,43 @@ def helper_writes_caller_array(x, c):
     return s
 
 
+def fill_then_sum_squares(x, c):
+    for i in range(len(x)):
+        x[i] = c          # a loop whose only work is storing: reversed all the same
+    x[0] = 0.0            # an inactive value overwrites a differentiated cell
+    s = 0.0
+    for i in range(len(x)):
+        s += x[i] * x[i]
+    return s
+
+
+def scratch_in_branch(x, c):
+    s = 0.0
+    if c > 0.0:
+        t = np.empty(len(x))
+        for i in range(len(x)):
+            t[i] = c * x[i]
+        for i in range(len(x)):
+            s += t[i] * t[i]
+    else:
+        s = c
+    return s
+
+
+def per_sample_hidden_layer(W, X):
+    total = 0.0
+    for s in range(X.shape[0]):
+        h = np.zeros(W.shape[0])  # a fresh array per sample, holding differentiated values
+        for i in range(W.shape[0]):
+            acc = 0.0
+            for j in range(W.shape[1]):
+                acc += W[i, j] * X[s, j]
+            h[i] = math.tanh(acc)
+        for i in range(W.shape[0]):
+            total += h[i] * h[i]
+    return total
+
+
 def _fd(f, args, k, v, h=1e-6):
     """Central difference of f along v in argument k (arrays are copied: f may write)."""
     def at(t):
@@ -176,6 +213,11 @@ def test_mlp_softmax_cross_entropy_against_backprop():
     (overwrite_one_cell, lambda r: (r.normal(size=3), 0.9), (0, 1)),
     (helper_writes_caller_array, lambda r: (r.normal(size=4), 1.7), (0, 1)),
     (matvec_tanh, lambda r: (r.normal(size=(3, 4)), r.normal(size=4)), (0, 1)),
+    (fill_then_sum_squares, lambda r: (r.normal(size=4), 0.7), (0, 1)),
+    (scratch_in_branch, lambda r: (r.normal(size=4), 0.7), (0, 1)),
+    (per_sample_hidden_layer, lambda r: (r.normal(size=(3, 4)), r.normal(size=(2, 4))), (0, 1)),
+    (mlp_loss, lambda r: (r.normal(size=(3, 2)), r.normal(size=3), r.normal(size=(2, 3)),
+                          r.normal(size=2), r.normal(size=2), 1), (0, 1, 2, 3, 4)),
 ])
 def test_gradient_and_dot_product_against_finite_differences(fn, make, nums):
     rng = np.random.default_rng(abs(hash(fn.__name__)) % 2**32)
@@ -368,33 +410,6 @@ def test_directional_derivatives_against_50_digit_finite_differences(fn, make, n
     assert ours == pytest.approx(ref, rel=1e-12, abs=1e-14)
 
 
-def per_sample_hidden_layer(W, X):
-    total = 0.0
-    for s in range(X.shape[0]):
-        h = np.zeros(W.shape[0])  # a fresh array per sample, holding differentiated values
-        for i in range(W.shape[0]):
-            acc = 0.0
-            for j in range(W.shape[1]):
-                acc += W[i, j] * X[s, j]
-            h[i] = math.tanh(acc)
-        for i in range(W.shape[0]):
-            total += h[i] * h[i]
-    return total
-
-
-def scratch_in_branch(x, c):
-    s = 0.0
-    if c > 0.0:
-        t = np.empty(len(x))
-        for i in range(len(x)):
-            t[i] = c * x[i]
-        for i in range(len(x)):
-            s += t[i] * t[i]
-    else:
-        s = c
-    return s
-
-
 def test_arrays_made_inside_loops_and_branches():
     rng = np.random.default_rng(8)
     W, X = rng.normal(size=(3, 4)), rng.normal(size=(5, 4))
@@ -410,16 +425,6 @@ def test_arrays_made_inside_loops_and_branches():
     np.testing.assert_allclose(gx, 2 * 0.7 ** 2 * x, rtol=1e-14)
     assert gc == pytest.approx(2 * 0.7 * np.sum(x * x), rel=1e-14)
     assert lldiff.grad(scratch_in_branch, (0, 1))(x, -0.7)[1] == 1.0
-
-
-def fill_then_sum_squares(x, c):
-    for i in range(len(x)):
-        x[i] = c          # a loop whose only work is storing: reversed all the same
-    x[0] = 0.0            # an inactive value overwrites a differentiated cell
-    s = 0.0
-    for i in range(len(x)):
-        s += x[i] * x[i]
-    return s
 
 
 def test_loops_that_only_store_are_reversed():
