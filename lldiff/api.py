@@ -281,8 +281,8 @@ class Dispatcher:
 
         "jvp" is the forward-mode IR differentiating every float argument (after
         canonicalize): the jvp functions and the helpers they call. "vjp" is the reverse-mode
-        IR for the same arguments, before tape materialization (abstract ad.push/ad.pop)
-        and after it (passes/tape.py).
+        IR for the float arguments and float arrays, before tape materialization (abstract
+        ad.push/ad.pop) and after it (passes/tape.py).
 
         With example `args`, the specialization for their types; otherwise the first one
         compiled.
@@ -309,7 +309,8 @@ class Dispatcher:
             primal = self._ir(types).module.funcs
             return "\n".join(print_func(f) for f in d.module if f.name not in primal)
         if stage == "vjp":
-            d = self._derived_ir(types, "vjp", [t.is_float for t in types])
+            d = self._derived_ir(types, "vjp", [t.is_float or t.is_memref and t.elem.is_float
+                                                for t in types])
             primal = self._ir(types).module.funcs
             return ("// reverse mode before tape materialization\n" + "\n".join(d.before_tape) +
                     "\n// after tape materialization (passes/tape.py)\n" +
