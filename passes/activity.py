@@ -56,9 +56,9 @@ class Activity:
         return m.type.is_memref and m in self.varied
 
     def check_supported(self):
-        """Raise NotImplementedError for arrays the AD passes cannot give shadows yet: an
+        """Raise NotImplementedError for arrays reverse mode cannot give shadows yet: an
         array holding differentiated values that flows through an scf.if or loop result or
-        carried value."""
+        carried value. (Forward mode carries tangent arrays through them.)"""
         for op in self.func.walk():
             where = f" at {op.loc}" if op.loc else ""
             if op.name in ("scf.if", "scf.for", "scf.while"):
@@ -66,8 +66,9 @@ class Activity:
                         self.active_memory(a) for r in op.regions for blk in r.blocks
                         for a in blk.args):
                     raise NotImplementedError(
-                        f"differentiating an array that is chosen by a branch or carried by "
-                        f"a loop{where} is not supported yet (give each array one name)")
+                        f"reverse mode through an array that is chosen by a branch or carried "
+                        f"by a loop{where} is not supported yet (forward mode is; or give "
+                        "each array one name)")
 
     # --- interprocedural summaries -----------------------------------------------------------
 

@@ -54,7 +54,6 @@ def jvp_func(module, name, active_args, width=1):
             # tangents of arrays live in memory: inline so one analysis sees every write
             func = inline_calls(module, func)
         act = analyze(module, func, active_args)
-        act.check_supported()
         if os.environ.get("LLDIFF_EXPLAIN", "") in ("activity", "all"):
             sys.stderr.write(act.explain())
         module.add(_Forward(module, func, act, width).build(new_name))
@@ -125,7 +124,14 @@ class _Forward:
         t = self.tmap.get(v)
         if t is not None:
             return list(t)
+        if v.type.is_memref:  # an array without tangents where one is needed: zeros
+            return [zeros_like(b, self.m(v), "tangent") for _ in range(self.W)]
         return [b.const(0.0, v.type)] * self.W
+
+    def slot(self, v):
+        """Whether `v` carries tangents through control flow: an active float, or an array
+        holding differentiated values (its tangent arrays)."""
+        return self.act.active(v) or self.act.active_memory(v)
 
     def helper(self, name, ftype):
         return helper_func(self.module, name, ftype)
@@ -219,7 +225,7 @@ class _Forward:
         b.insert(Op("func.return", outs, [], loc=op.loc))
 
     def scf_if(self, op, b):
-        slots = [r for r in op.results if self.act.active(r)]
+        slots = [r for r in op.results if self.slot(r)]
         idx = [op.results.index(r) for r in slots]
         types = [r.type for r in op.results] + [r.type for r in slots for _ in range(self.W)]
         regions = []
@@ -243,7 +249,7 @@ class _Forward:
         lb, ub, step, *inits = op.operands
         body = op.regions[0].block
         idx = [i for i in range(len(inits))
-               if self.act.active(body.args[1 + i]) or self.act.active(op.results[i])]
+               if self.slot(body.args[1 + i]) or self.slot(op.results[i])]
         operands = [self.m(v) for v in op.operands]
         for i in idx:
             operands += self.t_or_zero(inits[i], b)
@@ -266,7 +272,7 @@ class _Forward:
         self.bind_tangents([op.results[i] for i in idx], iter(new.results[len(op.results):]))
 
     def scf_while(self, op, b):
-        act = self.act.active
+        act = self.slot
         before, after = op.regions[0].block, op.regions[1].block
         cond = before.terminator
         fwd = cond.operands[1:]

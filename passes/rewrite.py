@@ -3,7 +3,7 @@
 IR -> IR only; imports `lldiff.ir` and nothing else.
 """
 
-from lldiff.ir import I64, Block, Op, Region, memref
+from lldiff.ir import I64, Block, Op, Region
 
 __all__ = ["use_counts", "substitute", "all_blocks", "make_const", "clone_op", "trip_count",
            "zeros_like"]
@@ -82,9 +82,8 @@ def trip_count(b, lb, ub, step):
 
 
 def zeros_like(b, m, hint=None):
-    """A new zero-filled C-contiguous array shaped like memref value `m` (a shadow or tangent
-    array no caller gave)."""
+    """A new zero-filled array shaped like memref value `m`, of `m`'s type (a shadow or
+    tangent array no caller gave; C order, which a strided type also describes)."""
     t = m.type
     dims = [b.value("lldiff.dim", m, axis=k) for k in range(t.rank)]
-    return b.create("lldiff.alloc", dims, {"type": memref(t.elem, t.rank), "fill": 0.0},
-                    hint=hint).result
+    return b.create("lldiff.alloc", dims, {"type": t, "fill": 0.0}, hint=hint).result

@@ -325,7 +325,7 @@ def _store(at, v, a, *idx):
 
 def _alloc_rule(types, attrs):
     t = attrs["type"]
-    if not t.is_memref or not t.contiguous or list(types) != [I64] * t.rank:
+    if not t.is_memref or list(types) != [I64] * t.rank:
         raise TypeError(f"lldiff.alloc needs {t} and one i64 extent per dimension, got {types}")
     return [t]
 
@@ -339,7 +339,9 @@ def _alloc(at, *shape):
 
 
 # A new C-contiguous array (np.zeros / np.ones / np.empty), owned by the call that made it:
-# freed when that call returns. Not pure: never removed, moved or recomputed.
+# freed when that call returns. Its type may be a strided memref (C strides are strides too):
+# a zero tangent standing in for a strided array has the strided array's type. Not pure:
+# never removed, moved or recomputed.
 opdef("lldiff.alloc", "generic", _alloc_rule, _alloc, pure=False)
 opdef("lldiff.load", "generic", _load_rule, lambda at, a, *idx: a[idx].item())
 opdef("lldiff.store", "generic", _store_rule, _store, pure=False)
