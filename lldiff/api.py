@@ -246,8 +246,8 @@ class Dispatcher:
                 name = grad_func(module, primal.symbol, mask, seeded)
             else:
                 raise ValueError(f"unknown derivative kind {kind!r}")
-            if self.verify:
-                verify(module)
+            # always: invalid derivative IR must be a Python exception, never native code
+            verify(module)
             run_pipeline(module, "canonicalize", verify=self.verify)
             d = _Specialization(types, name)
             if kind != "jvp":

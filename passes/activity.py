@@ -57,11 +57,12 @@ class Activity:
 
     def check_supported(self):
         """Raise NotImplementedError for arrays reverse mode cannot give shadows yet: an
-        array holding differentiated values that flows through an scf.if or loop result or
-        carried value. (Forward mode carries tangent arrays through them.)"""
+        array holding differentiated values that flows through an scf.if result or an
+        scf.while carry (scf.for carries that permute arrays are handled by the reverse pass).
+        Forward mode carries tangent arrays through all of them."""
         for op in self.func.walk():
             where = f" at {op.loc}" if op.loc else ""
-            if op.name in ("scf.if", "scf.for", "scf.while"):
+            if op.name in ("scf.if", "scf.while"):  # scf.for: the reverse pass checks
                 if any(self.active_memory(r) for r in op.results) or any(
                         self.active_memory(a) for r in op.regions for blk in r.blocks
                         for a in blk.args):

@@ -37,7 +37,8 @@ _INF = float("inf")
 
 
 def type_bytes(t):
-    """Bytes a value of type `t` takes on a tape (i1 takes one byte)."""
+    """Bytes a value of type `t` takes on a tape (i1 takes one byte; arrays never go on a
+    tape: the cut treats them as infinitely expensive)."""
     return max(1, t.width // 8)
 
 
@@ -155,7 +156,7 @@ def _min_cut(order, kind, needed):
         k = kind[v]
         if k == "free":
             continue
-        edge((v, 0), (v, 1), type_bytes(v.type))
+        edge((v, 0), (v, 1), _INF if v.type.is_memref else type_bytes(v.type))
         if k == "source":
             edge(S, (v, 0), _INF)
         else:
@@ -183,6 +184,9 @@ def _min_cut(order, kind, needed):
             path.append((parent[b], b))
             b = parent[b]
         f = min(cap[e] for e in path)
+        if f == _INF:  # only arrays stand between what cannot be rebuilt and what is read
+            raise NotImplementedError("reverse mode would have to record which array a loop "
+                                      "iteration used; not supported yet")
         for a, b in path:
             cap[(a, b)] -= f
             cap[(b, a)] += f

@@ -84,12 +84,13 @@ _LOOPS = ("scf.for", "scf.while")
 
 
 class _LoopInfo:
-    __slots__ = ("tape", "plan", "affine")
+    __slots__ = ("tape", "plan", "affine", "shadowed")
 
     def __init__(self, tape, plan, affine):
         self.tape = tape
         self.plan = plan
         self.affine = affine  # carry index -> (init value, step value)
+        self.shadowed = []    # carried arrays whose shadows the forward loop carries
 
 
 def _loop_parts(op):
@@ -114,12 +115,13 @@ class _Reverse:
         self._needs = {}
         self._inside = {}
         self._plans = {}
-        # an array read can be repeated in the reverse sweep if the array is never written
+        # an array read can be repeated in the reverse sweep if the array is never written;
+        # only arguments and arrays made at the top are known by name (a carried array is
+        # another array in another iteration)
         written = {op.operands[1] for op in func.walk() if op.name == "lldiff.store"}
-        nested = {op.result for op in func.walk() if op.name == "lldiff.alloc" and
-                  op.parent is not func.body.block}
-        self.reread = lambda op: op.operands[0] not in written and \
-            op.operands[0] not in nested
+        named = set(func.args) | {op.result for op in func.body.block.ops
+                                  if op.name == "lldiff.alloc"}
+        self.reread = lambda op: op.operands[0] in named and op.operands[0] not in written
 
     def build(self, new_name):
         f = self.func
@@ -255,6 +257,8 @@ class _Reverse:
             free = {carries[i] for i in self.affine(op)}
             if op.name == "scf.for":
                 free.add(body.args[0])
+                # carried arrays are recovered in the reverse sweep by undoing their permutation
+                free |= {a for a in carries if a.type.is_memref}
             got = self._plans[op] = cache.plan(body, list(dict.fromkeys(needed)), free,
                                                reread=self.reread)
         return got
@@ -386,6 +390,9 @@ class _Reverse:
                                           "region computes active values")
         affine = self.affine(op)
         plan = self.plan_of(op)
+        if any(v.type.is_memref for v in plan.cached):
+            raise NotImplementedError("reverse mode would have to record which array a loop "
+                                      "iteration used; not supported yet")
         tape = next(self.tapes)
         self.loops[op] = _LoopInfo(tape, plan, affine)
 
@@ -396,11 +403,26 @@ class _Reverse:
 
         attrs = dict(op.attrs, tape=tape)
         if op.name == "scf.for":
-            region = self.clone_body(body, push_cached)
-            new = Op("scf.for", [self.vmap[v] for v in op.operands],
-                     [r.type for r in op.results], attrs, [region], loc=op.loc)
+            perm = self.array_permutation(op)
+            shadowed = list(perm) if any(self.act.active_memory(carries[i]) or
+                                         self.act.active_memory(op.results[i])
+                                         for i in perm) else []
+            self.loops[op].shadowed = shadowed
+            # arrays carried by the loop (double buffering) carry their shadows alongside
+            inits_s = [self.shadow.get(inits[i]) or zeros_like(b, self.vmap[inits[i]], "shadow")
+                       for i in shadowed]
+            region = self.clone_body(body, push_cached, shadowed)
+            new = Op("scf.for", [self.vmap[v] for v in op.operands] + inits_s,
+                     [r.type for r in op.results] + [v.type for v in inits_s], attrs,
+                     [region], loc=op.loc)
             b.insert(new)
+            for i, r in zip(shadowed, new.results[len(op.results):]):
+                self.shadow[op.results[i]] = r
         else:
+            if any(a.type.is_memref and self.act.active_memory(a) for a in carries):
+                raise NotImplementedError("reverse mode through an scf.while that carries "
+                                          "an array holding differentiated values is not "
+                                          "supported yet")
             # an extra carried counter: the number of times the body ran
             before = op.regions[0].block
             bregion, bb = Builder().block_region([a.type for a in before.args] + [I64],
@@ -435,18 +457,47 @@ class _Reverse:
             nr.hint = r.hint
             self.vmap[r] = nr
 
-    def clone_body(self, body, finish):
-        region, nb = Builder().block_region([a.type for a in body.args],
-                                            [a.hint for a in body.args])
+    def clone_body(self, body, finish, shadowed=()):
+        """Clone an scf.for body; carried arrays listed in `shadowed` (carry indices) get
+        their shadow as an extra block argument and yield."""
+        carries = body.args[1:]
+        region, nb = Builder().block_region(
+            [a.type for a in body.args] + [carries[i].type for i in shadowed],
+            [a.hint for a in body.args] + [None] * len(shadowed))
         for a, na in zip(body.args, nb.args):
             self.vmap[a] = na
+        for i, sa in zip(shadowed, nb.args[len(body.args):]):
+            self.shadow[carries[i]] = sa
         for inner_op in body.ops[:-1]:
             self.forward(inner_op, Builder(nb, inner_op.loc))
         finish(nb)
         y = body.terminator
-        Builder(nb, y.loc).insert(Op("scf.yield", [self.vmap[v] for v in y.operands], [],
-                                     loc=y.loc))
+        outs = [self.vmap[v] for v in y.operands] + [self.shadow[y.operands[i]]
+                                                      for i in shadowed]
+        Builder(nb, y.loc).insert(Op("scf.yield", outs, [], loc=y.loc))
         return region
+
+    def array_permutation(self, op):
+        """For an scf.for carrying arrays: carry index -> the carry index its next value
+        comes from (u, v = v, u gives {0: 1, 1: 0}). The reverse sweep runs this backwards
+        to know which array each iteration used. NotImplementedError unless the arrays are
+        only permuted."""
+        body, carries, _ = _loop_parts(op)
+        y = body.terminator
+        mem = [i for i, a in enumerate(carries) if a.type.is_memref]
+        perm = {}
+        for i in mem:
+            v = y.operands[i]
+            if v not in carries or carries.index(v) not in mem:
+                raise NotImplementedError(
+                    "reverse mode through a loop that carries a new array from one "
+                    f"iteration to the next{' at ' + str(op.loc) if op.loc else ''} is not "
+                    "supported yet (swapping arrays is)")
+            perm[i] = carries.index(v)
+        if sorted(perm.values()) != sorted(perm):
+            raise NotImplementedError("reverse mode through a loop whose carried arrays are "
+                                      "not a permutation of each other is not supported yet")
+        return perm
 
     # --- reverse sweep ---------------------------------------------------------------------
 
@@ -608,11 +659,21 @@ class _Reverse:
         init_bars = [adj[op.results[i]] if op.results[i] in adj else
                      b.const(0.0, carries[i].type) for i in idx]
         init_accs = [adj[v] if v in adj else b.const(0.0, v.type) for v in outer]
-        types = [I64] + [carries[i].type for i in idx] + [v.type for v in outer]
+        # carried arrays run backwards too: each reverse iteration recovers the arrays of
+        # its forward iteration from the next one's by undoing the permutation
+        perm = self.array_permutation(op) if op.name == "scf.for" else {}
+        mem = sorted(perm)
+        shadowed = info.shadowed
+        init_mem = [self.vmap[op.results[i]] for i in mem] + \
+            [self.shadow[op.results[i]] for i in shadowed]
+        types = [I64] + [carries[i].type for i in idx] + [v.type for v in outer] + \
+            [v.type for v in init_mem]
         region, rb = Builder().block_region(types, ["j"] + [carries[i].hint for i in idx] +
-                                            [v.hint for v in outer])
+                                            [v.hint for v in outer] + [None] * len(init_mem))
         j, rest = rb.args[0], rb.args[1:]
-        bars, accs = rest[:len(idx)], rest[len(idx):]
+        bars, accs = rest[:len(idx)], rest[len(idx):len(idx) + len(outer)]
+        cur = dict(zip(mem, rest[len(idx) + len(outer):]))
+        cur_s = dict(zip(shadowed, rest[len(idx) + len(outer) + len(mem):]))
         for a in bars:
             a.hint = "bar" if not a.hint else a.hint.lstrip(".") + "_bar"
         for a in accs:
@@ -621,6 +682,10 @@ class _Reverse:
         one = bb.const(1, I64)
         t = bb.value("arith.subi", bb.value("arith.subi", n, one), j, hint="t")
         saved = dict(self.vmap)
+        for i in mem:  # carry perm[i] held, in this iteration, what carry i holds next
+            self.vmap[carries[perm[i]]] = cur[i]
+        for i in shadowed:
+            self.shadow[carries[perm[i]]] = cur_s[i]
         if op.name == "scf.for":
             lb, _, step = (self.vmap[v] for v in op.operands[:3])
             iv = body.args[0]
@@ -651,10 +716,11 @@ class _Reverse:
         yb = Builder(rb, op.loc)
         outs = [local[carries[i]] if carries[i] in local else yb.const(0.0, carries[i].type)
                 for i in idx] + [local[v] for v in outer]
+        outs += [self.vmap[carries[i]] for i in mem] + [self.shadow[carries[i]] for i in shadowed]
         yb.insert(Op("scf.yield", outs, [], loc=op.loc))
         self.vmap = saved
-        rev = Op("scf.for", [b.const(0, I64), n, b.const(1, I64)] + init_bars + init_accs,
-                 types[1:], {}, [region], loc=op.loc)
+        rev = Op("scf.for", [b.const(0, I64), n, b.const(1, I64)] + init_bars + init_accs +
+                 init_mem, types[1:], {}, [region], loc=op.loc)
         b.insert(rev)
         for v, r in zip(outer, rev.results[len(idx):]):
             r.hint = v.hint
