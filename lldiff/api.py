@@ -205,8 +205,12 @@ class Dispatcher:
     def _compile(self, spec, fallback):
         """LLVM IR -> native code for `spec.module`, exporting `spec.symbol` as a builtin."""
         from . import codegen
+        from .ir import verify
         from .runtime import array_boxer, get_engine, make_builtin
         t0 = time.perf_counter()
+        # always, whatever `verify` says: IR a pass got wrong must be a Python exception
+        # (VerificationError), never native code
+        verify(spec.module)
         boxer = array_boxer() if any(t.is_memref for t in spec.func.result_types) else None
         text = codegen.emit(spec.module, [spec.symbol], name=spec.symbol, array_boxer=boxer)
         spec.llvm_text = text
@@ -246,8 +250,8 @@ class Dispatcher:
                 name = grad_func(module, primal.symbol, mask, seeded)
             else:
                 raise ValueError(f"unknown derivative kind {kind!r}")
-            # always: invalid derivative IR must be a Python exception, never native code
-            verify(module)
+            if self.verify:
+                verify(module)
             run_pipeline(module, "canonicalize", verify=self.verify)
             d = _Specialization(types, name)
             if kind != "jvp":
