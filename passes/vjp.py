@@ -330,6 +330,14 @@ class _Reverse:
         return nr
 
     def forward_if(self, op, b):
+        # an array result holding differentiated values: the if also yields its shadow
+        arrs = [i for i, r in enumerate(op.results)
+                if r.type.is_memref and self.act.active_memory(r)]
+        if arrs and op.parent is not self.func.body.block:
+            raise NotImplementedError(
+                "reverse mode through an array chosen by a branch inside a loop"
+                f"{' at ' + str(op.loc) if op.loc else ''} is not supported yet (forward mode "
+                "is)")
         need = []
         for region in op.regions:
             if not region.blocks:
@@ -358,9 +366,11 @@ class _Reverse:
             for j, vals in enumerate(need):
                 for v in vals:
                     outs.append(self.vmap[v] if j == k else _dummy(yb, v.type))
+            for i in arrs:
+                outs.append(self.branch_shadow(y.operands[i], yb, op))
             yb.insert(Op("scf.yield", outs, [], loc=y.loc))
             regions.append(nr)
-        extra = [v.type for vals in need for v in vals]
+        extra = [v.type for vals in need for v in vals] + [op.results[i].type for i in arrs]
         if extra and not all(r.blocks for r in op.regions):
             # an if without else yields nothing; give it an else that yields the dummies
             nr, nb = Builder().block_region()
@@ -379,6 +389,19 @@ class _Reverse:
                 nv = next(rest)
                 nv.hint = v.hint
                 self.vmap[v] = nv  # the reverse sweep reads it here
+        for i in arrs:
+            self.shadow[op.results[i]] = next(rest)
+
+    def branch_shadow(self, m, b, op):
+        """The shadow a branch yields for array `m` it yields: `m`'s own (an argument or an
+        array made at the top), or zeros when `m` holds no differentiated values."""
+        if m in self.shadow:
+            return self.shadow[m]
+        if self.act.active_memory(m):
+            raise NotImplementedError(
+                "reverse mode through a branch that yields an array it made"
+                f"{' at ' + str(op.loc) if op.loc else ''} is not supported yet")
+        return zeros_like(b, self.vmap[m], "shadow")
 
     def forward_loop(self, op, b):
         body, carries, inits = _loop_parts(op)
