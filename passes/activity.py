@@ -55,22 +55,6 @@ class Activity:
         shadow (its adjoint or tangent, element by element)."""
         return m.type.is_memref and m in self.varied
 
-    def check_supported(self):
-        """Raise NotImplementedError for arrays reverse mode cannot give shadows yet: an
-        array holding differentiated values carried by an scf.while (scf.for carries that
-        permute arrays and scf.if results at the top of the function are handled by the
-        reverse pass, which raises for the rest). Forward mode carries tangent arrays through
-        all of them."""
-        for op in self.func.walk():
-            where = f" at {op.loc}" if op.loc else ""
-            if op.name == "scf.while":  # scf.for and scf.if: the reverse pass checks
-                if any(self.active_memory(r) for r in op.results) or any(
-                        self.active_memory(a) for r in op.regions for blk in r.blocks
-                        for a in blk.args):
-                    raise NotImplementedError(
-                        f"reverse mode through an array carried by a while loop{where} is not "
-                        "supported yet (forward mode is)")
-
     # --- interprocedural summaries -----------------------------------------------------------
 
     def _callee(self, op, args_mask, results_mask):

@@ -72,7 +72,6 @@ def vjp_func(module, name, active_args, useful=None):
     if new_name not in module.funcs:
         func = inline_calls(module, func)
         act = analyze(module, func, active_args, useful)
-        act.check_supported()
         rev = _Reverse(module, func, act)
         module.add(rev.build(new_name))
         if os.environ.get("LLDIFF_EXPLAIN", "") in ("cache", "all"):
@@ -442,14 +441,20 @@ class _Reverse:
             for i, r in zip(shadowed, new.results[len(op.results):]):
                 self.shadow[op.results[i]] = r
         else:
-            if any(a.type.is_memref and self.act.active_memory(a) for a in carries):
-                raise NotImplementedError("reverse mode through an scf.while that carries "
-                                          "an array holding differentiated values is not "
-                                          "supported yet")
-            # an extra carried counter: the number of times the body ran
+            perm = self.array_permutation(op)
+            shadowed = list(perm) if any(self.act.active_memory(carries[i]) or
+                                         self.act.active_memory(op.results[i])
+                                         for i in perm) else []
+            self.loops[op].shadowed = shadowed
+            inits_s = [self.shadow.get(inits[i]) or zeros_like(b, self.vmap[inits[i]], "shadow")
+                       for i in shadowed]
+            stypes = [v.type for v in inits_s]
+            # an extra carried counter: the number of times the body ran; and the shadows
+            # of carried arrays alongside them
             before = op.regions[0].block
-            bregion, bb = Builder().block_region([a.type for a in before.args] + [I64],
-                                                 [a.hint for a in before.args] + ["n"])
+            bregion, bb = Builder().block_region(
+                [a.type for a in before.args] + [I64] + stypes,
+                [a.hint for a in before.args] + ["n"] + [None] * len(stypes))
             for a, na in zip(before.args, bb.args):
                 self.vmap[a] = na
             for inner_op in before.ops[:-1]:
@@ -457,25 +462,31 @@ class _Reverse:
             c = before.terminator
             Builder(bb, c.loc).insert(Op("scf.condition", [self.vmap[c.operands[0]]] +
                                          list(bb.args), [], loc=c.loc))
-            aregion, ab = Builder().block_region([a.type for a in body.args] + [I64],
-                                                 [a.hint for a in body.args] + ["n"])
+            aregion, ab = Builder().block_region(
+                [a.type for a in body.args] + [I64] + stypes,
+                [a.hint for a in body.args] + ["n"] + [None] * len(stypes))
             for a, na in zip(body.args, ab.args):
                 self.vmap[a] = na
+            for i, sa in zip(shadowed, ab.args[len(body.args) + 1:]):
+                self.shadow[carries[i]] = sa
             for inner_op in body.ops[:-1]:
                 self.forward(inner_op, Builder(ab, inner_op.loc))
             push_cached(ab)
             yb = Builder(ab, op.loc)
-            cnt = yb.value("arith.addi", ab.args[-1], yb.const(1, I64), hint="n")
+            cnt = yb.value("arith.addi", ab.args[len(body.args)], yb.const(1, I64), hint="n")
             y = body.terminator
-            yb.insert(Op("scf.yield", [self.vmap[v] for v in y.operands] + [cnt], [],
-                         loc=y.loc))
+            yb.insert(Op("scf.yield", [self.vmap[v] for v in y.operands] + [cnt] +
+                         [self.shadow[y.operands[i]] for i in shadowed], [], loc=y.loc))
             zero = b.const(0, I64)
-            new = Op("scf.while", [self.vmap[v] for v in op.operands] + [zero],
-                     [r.type for r in op.results] + [I64], attrs, [bregion, aregion],
-                     loc=op.loc)
+            new = Op("scf.while", [self.vmap[v] for v in op.operands] + [zero] + inits_s,
+                     [r.type for r in op.results] + [I64] + stypes, attrs,
+                     [bregion, aregion], loc=op.loc)
             b.insert(new)
-            new.results[-1].hint = "n"
-            self.vmap[self.count(op)] = new.results[-1]
+            cnt_result = new.results[len(op.results)]
+            cnt_result.hint = "n"
+            self.vmap[self.count(op)] = cnt_result
+            for i, r in zip(shadowed, new.results[len(op.results) + 1:]):
+                self.shadow[op.results[i]] = r
         for r, nr in zip(op.results, new.results):
             nr.hint = r.hint
             self.vmap[r] = nr
@@ -501,7 +512,7 @@ class _Reverse:
         return region
 
     def array_permutation(self, op):
-        """For an scf.for carrying arrays: carry index -> the carry index its next value
+        """For a loop carrying arrays: carry index -> the carry index its next value
         comes from (u, v = v, u gives {0: 1, 1: 0}). The reverse sweep runs this backwards
         to know which array each iteration used. NotImplementedError unless the arrays are
         only permuted."""
@@ -684,7 +695,7 @@ class _Reverse:
         init_accs = [adj[v] if v in adj else b.const(0.0, v.type) for v in outer]
         # carried arrays run backwards too: each reverse iteration recovers the arrays of
         # its forward iteration from the next one's by undoing the permutation
-        perm = self.array_permutation(op) if op.name == "scf.for" else {}
+        perm = self.array_permutation(op)
         mem = sorted(perm)
         shadowed = info.shadowed
         init_mem = [self.vmap[op.results[i]] for i in mem] + \
