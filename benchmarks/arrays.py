@@ -21,7 +21,6 @@ Usage
 import argparse
 import math
 import os
-import statistics
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -31,7 +30,7 @@ if ROOT not in sys.path:
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from forward import _interleaved  # noqa: E402
+from forward import _interleaved, _table  # noqa: E402
 from primal import _cpu_model, _loadavg  # noqa: E402
 
 
@@ -40,17 +39,6 @@ def poorman_norm(x):
     for i in range(len(x)):
         nm2 += x[i] * x[i]
     return math.sqrt(nm2)
-
-
-def _table(times, n, base_key, goal_key=None, goal=None, unit="element"):
-    base = min(times[base_key])
-    for k, ts in times.items():
-        r = min(ts) / base
-        mark = ""
-        if k == goal_key:
-            mark = f"   goal <= {goal} " + ("[ok]" if r <= goal else "[MISS]")
-        print(f"   {k:34s} {min(ts) / n * 1e9:9.2f} {statistics.median(ts) / n * 1e9:9.2f}"
-              f"   {r:5.2f}x{mark}")
 
 
 def main(argv=None):
@@ -104,7 +92,7 @@ def main(argv=None):
     times = _interleaved(variants, repeats)
     print(f"\n1. l2 norm of {n} doubles and its gradient: ns/element (min / median of "
           f"{repeats}), ratio to lldiff's primal (max |dx - x/|x|| = {err:.1e})")
-    _table(times, n, "lldiff primal", "lldiff vjp into a given shadow", 2.3)
+    _table(times, n, "lldiff primal", "lldiff vjp into a given shadow", 2.3, width=34, digits=2)
 
     # 2. GMM
     from test_adbench import ADBENCH, gmm_objective, read_gmm

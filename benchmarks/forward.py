@@ -95,6 +95,18 @@ def _interleaved(variants, repeats):
     return times
 
 
+def _table(times, n, base_key, goal_key=None, goal=None, width=26, digits=1):
+    """One line per variant: ns per unit (min and median), ratio to `base_key`, goal mark."""
+    base = min(times[base_key])
+    for k, ts in times.items():
+        r = min(ts) / base
+        mark = ""
+        if k == goal_key:
+            mark = f"   goal <= {goal} " + ("[ok]" if r <= goal else "[MISS]")
+        print(f"   {k:{width}s} {min(ts) / n * 1e9:9.{digits}f} "
+              f"{statistics.median(ts) / n * 1e9:9.{digits}f}   {r:5.2f}x{mark}")
+
+
 def main(argv=None):
     import lldiff
     p = argparse.ArgumentParser()

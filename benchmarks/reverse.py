@@ -23,7 +23,6 @@ import argparse
 import ctypes
 import math
 import os
-import statistics
 import sys
 import time
 import timeit
@@ -34,7 +33,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
-from forward import _interleaved  # noqa: E402
+from forward import _interleaved, _table  # noqa: E402
 from primal import _cpu_model, _loadavg, _numba_register_factorial, besselj  # noqa: E402
 
 
@@ -154,17 +153,6 @@ def _numba_variants():
     return nb_besselj, nb_hand_rule, nb_hand_reverse, nb_value_and_derivative
 
 
-def _table(times, n, base_key, goal_key=None, goal=None, unit="point"):
-    base = min(times[base_key])
-    for k, ts in times.items():
-        r = min(ts) / base
-        mark = ""
-        if k == goal_key:
-            mark = f"   goal <= {goal} " + ("[ok]" if r <= goal else "[MISS]")
-        print(f"   {k:26s} {min(ts) / n * 1e9:9.1f} {statistics.median(ts) / n * 1e9:9.1f}"
-              f"   {r:5.2f}x{mark}")
-
-
 def main(argv=None):
     import lldiff
     p = argparse.ArgumentParser()
@@ -203,7 +191,7 @@ def main(argv=None):
                           "lldiff.grad (x0, theta)": lambda: g(x0, theta, h, K)}, reps)
     print(f"\n2. Chain x_(k+1) = x_k + h sin(x_k) theta, K = {K}: ns/step "
           f"(min / median of {reps}), ratio to the primal")
-    _table(times, K, "primal", "lldiff.grad (x0, theta)", 1.9, unit="step")
+    _table(times, K, "primal", "lldiff.grad (x0, theta)", 1.9)
 
     # 3. Calls from Python
     jg = lldiff.jit_grad(besselj)
