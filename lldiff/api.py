@@ -55,7 +55,7 @@ def jit(fn=None, *, opt=None, verify=None, boundscheck=None):
 
 class _Specialization:
     __slots__ = ("types", "symbol", "func", "callees", "module", "library", "entry",
-                 "compile_time", "llvm_text", "before_tape")
+                 "compile_time", "llvm_text", "before_tape", "timings", "kind")
 
     def __init__(self, types, symbol):
         self.types = types
@@ -68,6 +68,8 @@ class _Specialization:
         self.compile_time = 0.0
         self.llvm_text = None
         self.before_tape = None  # vjp: the IR text with abstract ad.push/ad.pop
+        self.timings = {}  # stage -> seconds (frontend, pass:<name>, codegen, llvm-*, jit)
+        self.kind = "primal"
 
 
 class Dispatcher:
@@ -172,10 +174,12 @@ class Dispatcher:
         from .frontend import get_source, lower_function
         from .ir import Module, verify
         from .passes import run_pipeline
+        t0 = time.perf_counter()
         if self._source is None:
             self._source = get_source(self.py_func)
         func, callees = lower_function(self._source, spec.types, spec.symbol, _resolve_callee,
                                        self.boundscheck)
+        spec.timings["frontend"] = time.perf_counter() - t0
         own = Module([func])
         for c in callees:
             if c.name not in own.funcs:
@@ -183,7 +187,7 @@ class Dispatcher:
         if self.verify:
             verify(own)
         # Callees arrive canonicalized (a fixpoint), so the pass leaves them unchanged.
-        run_pipeline(own, "canonicalize", verify=self.verify)
+        run_pipeline(own, "canonicalize", verify=self.verify, timings=spec.timings)
         _mark_writes(own, func)
         spec.func = func
         spec.callees = tuple(c for c in own if c is not func)
@@ -213,12 +217,17 @@ class Dispatcher:
         verify(spec.module)
         boxer = array_boxer() if any(t.is_memref for t in spec.func.result_types) else None
         text = codegen.emit(spec.module, [spec.symbol], name=spec.symbol, array_boxer=boxer)
+        spec.timings["codegen"] = time.perf_counter() - t0
         spec.llvm_text = text
         entry_sym = codegen.entry_name(spec.symbol)
-        lib = get_engine().compile(text, self.opt, [entry_sym])
+        engine = get_engine()  # (its first use loads llvmlite.binding: timed as "llvm-init")
+        spec.timings["llvm-init"] = time.perf_counter() - t0 - spec.timings["codegen"]
+        lib = engine.compile(text, self.opt, [entry_sym], timings=spec.timings)
         spec.library = lib
         spec.entry = make_builtin(lib.addresses[entry_sym], self.__name__, fallback, lib)
         spec.compile_time += time.perf_counter() - t0
+        if os.environ.get("LLDIFF_TIMING", "") not in ("", "0"):
+            _report_timing(self.__name__, spec)
 
     # --- derivatives --------------------------------------------------------------------
 
@@ -250,14 +259,16 @@ class Dispatcher:
                 name = grad_func(module, primal.symbol, mask, seeded)
             else:
                 raise ValueError(f"unknown derivative kind {kind!r}")
+            d = _Specialization(types, name)
+            d.kind = kind
+            d.timings["pass:" + ("jvp" if kind == "jvp" else "vjp")] = time.perf_counter() - t0
             if self.verify:
                 verify(module)
-            run_pipeline(module, "canonicalize", verify=self.verify)
-            d = _Specialization(types, name)
+            run_pipeline(module, "canonicalize", verify=self.verify, timings=d.timings)
             if kind != "jvp":
                 d.before_tape = [print_func(f) for f in module if f.name not in
                                  primal.module.funcs]
-                run_pipeline(module, "tape", verify=self.verify)
+                run_pipeline(module, "tape", verify=self.verify, timings=d.timings)
             _mark_writes(module, module[name])
             if kind == "grad" and sum(m and t.is_float for m, t in zip(mask, types)) > 1:
                 # the entry point returns (value, [aux...,] (g1, g2, ...))
@@ -398,6 +409,19 @@ class JitGrad(Dispatcher):
                 not any(t.is_memref for t in types):
             cls.__call__ = d.entry  # the fast path: a builtin, not a Python method
         return d
+
+
+def _report_timing(name, spec):
+    """LLDIFF_TIMING=1: one line per compiled specialization, milliseconds per stage."""
+    import sys
+    t = spec.timings
+    passes = {k[5:]: v for k, v in t.items() if k.startswith("pass:")}
+    order = ["frontend"] + [f"pass:{k}" for k in passes] + ["codegen", "llvm-init",
+                                                            "llvm-parse", "llvm-opt", "jit"]
+    parts = [f"{k.replace('pass:', '')} {t[k] * 1e3:.1f}" for k in order if k in t]
+    sig = ", ".join(str(x) for x in spec.types)
+    sys.stderr.write(f"lldiff: {name}({sig}) {spec.kind}: {sum(t.values()) * 1e3:.1f} ms "
+                     f"({'; '.join(parts)})\n")
 
 
 def _mangle(t):

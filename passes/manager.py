@@ -25,7 +25,8 @@ def run_pipeline(module, pipeline, verify=False, timings=None):
         t0 = time.perf_counter()
         module = PASSES[name](module)
         if timings is not None:
-            timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+            key = f"pass:{name}"
+            timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
         if verify:
             verify_ir(module)
         if dump in ("all", f"after:{name}"):

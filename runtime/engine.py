@@ -7,6 +7,7 @@ Must not know about lldiff's IR or passes.
 """
 
 import threading
+import time
 
 __all__ = ["Engine", "engine", "Library"]
 
@@ -65,9 +66,14 @@ class Engine:
         pb.getModulePassManager().run(mod, pb)  # a fresh MPM per module: reuse aborts
         return mod
 
-    def compile(self, text, level, exports):
-        """Optimize and JIT `text`; return a Library with the addresses of `exports`."""
-        mod = self.optimize(self.parse(text), level)
+    def compile(self, text, level, exports, timings=None):
+        """Optimize and JIT `text`; return a Library with the addresses of `exports`.
+        `timings` (a dict) gets the seconds of llvm-parse, llvm-opt and jit."""
+        t0 = time.perf_counter()
+        mod = self.parse(text)
+        t1 = time.perf_counter()
+        mod = self.optimize(mod, level)
+        t2 = time.perf_counter()
         with _lock:
             self.counter += 1
             name = f"lldiff_lib{self.counter}"
@@ -76,6 +82,10 @@ class Engine:
             builder.export_symbol(sym)
         tracker = builder.link(self.lljit, name)
         addresses = {sym: tracker[sym] for sym in exports}
+        if timings is not None:
+            timings["llvm-parse"] = t1 - t0
+            timings["llvm-opt"] = t2 - t1
+            timings["jit"] = time.perf_counter() - t2
         return Library(tracker, addresses, name)
 
     def assembly(self, text, level):

@@ -485,3 +485,28 @@ def test_void_function_returns_none():
     f = lldiff.jit(_void_early)
     assert f(1.0) is None and f(-1.0) is None
     assert f.interpret(1.0) is None
+
+
+def test_lldiff_timing_reports_every_stage():
+    code = ("import lldiff\n"
+            "from lldiff.__main__ import poor_besselj\n"
+            "f = lldiff.jit(poor_besselj)\n"
+            "f(2, 0.5)\n"
+            "lldiff.grad(f, argnums=1)(2, 0.5)\n")
+    env = dict(os.environ, LLDIFF_TIMING="1")
+    p = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                       text=True, timeout=120, env=env)
+    assert p.returncode == 0, p.stderr
+    lines = [l for l in p.stderr.splitlines() if l.startswith("lldiff: poor_besselj")]
+    assert len(lines) == 2 and " primal: " in lines[0] and " grad: " in lines[1], p.stderr
+    for stage in ("frontend", "canonicalize", "codegen", "llvm-opt", "jit"):
+        assert stage in lines[0]
+    for stage in ("vjp", "tape", "llvm-opt", "jit"):
+        assert stage in lines[1]
+    total = float(lines[0].split(": ")[2].split(" ms")[0])
+    parts = lines[0].split("(")[2].rstrip(")").split("; ")
+    assert abs(sum(float(x.split()[-1]) for x in parts) - total) < 0.5
+    env.pop("LLDIFF_TIMING")
+    p = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                       text=True, timeout=120, env=env)
+    assert p.returncode == 0 and "lldiff:" not in p.stderr
