@@ -8,7 +8,7 @@ from .errors import CompileError, LLDiffError
 
 __version__ = "0.1.0"
 __all__ = ["jit", "jit_grad", "jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev",
-           "CompileError", "LLDiffError", "__version__"]
+           "vectorize", "CompileError", "LLDiffError", "__version__"]
 
 
 def __getattr__(name):
@@ -18,6 +18,8 @@ def __getattr__(name):
     elif name in ("jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev"):
         from . import ad
         value = getattr(ad, name)
+    elif name == "vectorize":
+        from .vectorize import vectorize as value
     else:
         raise AttributeError(f"module 'lldiff' has no attribute {name!r}")
     globals()[name] = value  # later lookups skip this hook

@@ -89,6 +89,7 @@ class Dispatcher:
         self._specs = {}
         self._in_progress = set()
         self._derivs = {}
+        self._maps = {}  # scalar types -> lldiff.vectorize's kernel
         self._plans = {}  # lldiff.ad's per-call-shape fast paths
         self._source = None
         self.compile_time = 0.0
@@ -228,6 +229,38 @@ class Dispatcher:
         spec.compile_time += time.perf_counter() - t0
         if os.environ.get("LLDIFF_TIMING", "") not in ("", "0"):
             _report_timing(self.__name__, spec)
+
+    def _map_kernel(self, types):
+        """(ctypes kernel, result types, error table) of the elementwise map of the
+        specialization for scalar `types` (lldiff.vectorize), compiled once."""
+        got = self._maps.get(types)
+        if got is not None:
+            return got
+        with _lock:
+            got = self._maps.get(types)
+            if got is not None:
+                return got
+            import ctypes
+            from . import codegen
+            from .ir import verify
+            from .runtime import get_engine
+            spec = self._ir(types)
+            rtypes = spec.func.result_types
+            if any(t.is_memref for t in rtypes):
+                raise TypeError(f"lldiff.vectorize: {self.__name__} returns an array; only "
+                                "functions of numbers returning numbers are mapped")
+            verify(spec.module)
+            text, errors = codegen.emit_map_module(spec.module, spec.symbol,
+                                                   name=spec.symbol + ".map")
+            sym = codegen.map_name(spec.symbol)
+            lib = get_engine().compile(text, self.opt, [sym])
+            P, I = ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64)
+            proto = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, ctypes.c_int64, P, I, P, I,
+                                     I)
+            kernel = proto(lib.addresses[sym])
+            kernel._lldiff_library = lib  # keep the code alive with the function
+            got = self._maps[types] = (kernel, rtypes, errors)
+            return got
 
     # --- derivatives --------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """IR -> LLVM IR text (llvmlite.ir) with CPython entry points. Imports only `lldiff.ir`."""
 
 from .abi import emit_entry, entry_name
+from .kernel import emit_map, map_name
 from .llvm import LOWER, STRUCTURAL, emit_module
 
-__all__ = ["emit", "entry_name", "LOWER", "STRUCTURAL"]
+__all__ = ["emit", "emit_map_module", "entry_name", "map_name", "LOWER", "STRUCTURAL"]
 
 
 def emit(module, entries, name="lldiff", array_boxer=None):
@@ -13,3 +14,11 @@ def emit(module, entries, name="lldiff", array_boxer=None):
     for fname in entries:
         emit_entry(lm, module[fname], errors, array_boxer)
     return str(lm)
+
+
+def emit_map_module(module, symbol, name="lldiff"):
+    """LLVM IR text for `module` with an elementwise map kernel of `symbol` (kernel.py), and
+    the error table: [(exception name, message)] for status codes 1, 2, ..."""
+    lm, errors = emit_module(module, {symbol}, name)
+    emit_map(lm, module[symbol])
+    return str(lm), list(errors.entries)

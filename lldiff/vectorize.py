@@ -1,0 +1,136 @@
+"""`lldiff.vectorize`: a compiled scalar function applied elementwise over numpy arrays.
+
+The loop is native (codegen/kernel.py): one call per chunk of elements, no Python per
+element, with the GIL released (ctypes releases it around foreign calls), on `threads`
+threads. Inputs broadcast as numpy broadcasts them; results are new arrays of the broadcast
+shape, or the arrays given in `out=`. Every element is the scalar function's own native code,
+so results equal scalar calls bit for bit.
+
+Owns argument handling for the batch call; compiling is the dispatcher's (`_map_kernel`).
+"""
+
+import builtins
+import os
+import threading
+
+__all__ = ["vectorize"]
+
+_MIN_CHUNK = 4096  # elements per thread below which one thread does the whole map
+
+
+def vectorize(f, threads=None):
+    """Return a function applying `f` (a plain or @lldiff.jit function of scalars) elementwise
+    over numpy arrays and numbers, with broadcasting: `vf(x, y, out=None)`. `threads` (default:
+    the number of CPUs) splits the elements across native threads with the GIL released."""
+    from .ad import _dispatcher
+    d = _dispatcher(f, "vectorize")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"lldiff.vectorize: threads must be a positive int, got {threads!r}")
+    return _Vectorized(d, threads or os.cpu_count() or 1)
+
+
+class _Vectorized:
+    def __init__(self, d, threads):
+        self.d = d
+        self.threads = threads
+        self.__name__ = f"vectorize({d.__name__})"
+        self.__doc__ = f"{d.__name__} applied elementwise over arrays (lldiff.vectorize)."
+
+    def __repr__(self):
+        return f"<lldiff.vectorize {self.d.__name__}>"
+
+    def __call__(self, *args, out=None):
+        import numpy as np
+        from .ir import F64, I1, I64
+        d = self.d
+        values = d._bind(args, {})
+        arrays, types = [], []
+        for name, v in values:
+            a = np.asarray(v)
+            kind = a.dtype.kind
+            if kind == "f":
+                t, dt = F64, np.float64
+            elif kind in "iu":
+                t, dt = I64, np.int64
+            elif kind == "b":
+                t, dt = I1, np.bool_
+            else:
+                raise TypeError(f"{self.__name__}: argument '{name}' has dtype {a.dtype}; "
+                                "numbers or arrays of floats, ints or bools are mapped")
+            arrays.append(np.asarray(a, dtype=dt))
+            types.append(t)
+        try:
+            shape = np.broadcast_shapes(*[a.shape for a in arrays])
+        except ValueError as e:
+            raise ValueError(f"{self.__name__}: arguments do not broadcast: {e}") from None
+        kernel, rtypes, errors = d._map_kernel(tuple(types))
+        n = 1
+        for s in shape:
+            n *= s
+        ins, in_strides, keep = [], [], []
+        for a in arrays:
+            if a.ndim == 0 or a.size == 1:
+                flat = np.ascontiguousarray(a).reshape(1)
+                step = 0
+            elif a.shape == shape and a.flags.c_contiguous:
+                flat, step = a.reshape(-1), 1
+            else:  # partial broadcasting: materialize (a copy; correct for every layout)
+                flat, step = np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1), 1
+            keep.append(flat)
+            ins.append(flat.ctypes.data)
+            in_strides.append(step)
+        dtypes = [np.float64 if t is F64 else np.int64 if t is I64 else np.bool_
+                  for t in rtypes]
+        outs = self._outs(out, shape, dtypes)
+        flats = [o.reshape(-1) for o in outs]
+        self._run(kernel, n, ins, in_strides, flats, errors)
+        if not outs:
+            return None
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _outs(self, out, shape, dtypes):
+        import numpy as np
+        if out is None:
+            return [np.empty(shape, dt) for dt in dtypes]
+        outs = list(out) if isinstance(out, tuple) else [out]
+        if len(outs) != len(dtypes):
+            raise ValueError(f"{self.__name__}: out= needs {len(dtypes)} arrays, got "
+                             f"{len(outs)}")
+        for k, (o, dt) in enumerate(zip(outs, dtypes)):
+            if not isinstance(o, np.ndarray) or o.shape != shape or o.dtype != dt or \
+                    not o.flags.c_contiguous or not o.flags.writeable:
+                raise ValueError(f"{self.__name__}: out[{k}] must be a writeable C-contiguous "
+                                 f"{np.dtype(dt)} array of shape {shape}")
+        return outs
+
+    def _run(self, kernel, n, ins, in_strides, flats, errors):
+        import ctypes
+        c_ins = (ctypes.c_void_p * max(1, len(ins)))(*ins)
+        c_in_strides = (ctypes.c_int64 * max(1, len(ins)))(*in_strides)
+        c_outs = (ctypes.c_void_p * max(1, len(flats)))(*[f.ctypes.data for f in flats])
+        c_out_strides = (ctypes.c_int64 * max(1, len(flats)))(*[1] * len(flats))
+        threads = max(1, min(self.threads, n // _MIN_CHUNK))
+        bounds = [n * k // threads for k in range(threads + 1)]
+        failures = []
+
+        def work(lo, hi):
+            failed = ctypes.c_int64(-1)
+            status = kernel(lo, hi, c_ins, c_in_strides, c_outs, c_out_strides,
+                            ctypes.byref(failed))
+            if status:
+                failures.append((failed.value, status))
+
+        if threads == 1:
+            work(0, n)
+        else:
+            pool = [threading.Thread(target=work, args=(bounds[k], bounds[k + 1]))
+                    for k in range(threads)]
+            for t in pool:
+                t.start()
+            for t in pool:
+                t.join()
+        if failures:
+            index, status = min(failures)
+            exc, msg = errors[status - 1] if 0 < status <= len(errors) else \
+                ("SystemError", "unknown error status from native code")
+            raise getattr(builtins, exc)(msg)

@@ -1,0 +1,98 @@
+"""lldiff.vectorize: elementwise maps equal scalar calls bit for bit, broadcast like numpy,
+fill `out=`, give the same results on one thread and several, and raise like scalar calls."""
+
+import math
+
+import numpy as np
+import pytest
+
+import lldiff
+from lldiff.__main__ import poor_besselj
+
+
+def two_results(x, n):
+    return x * n, n % 3 == 0
+
+
+def divide(x, n):
+    return x / (n - 3)
+
+
+def makes_array(n):
+    return np.zeros(n)
+
+
+def test_equals_scalar_calls_bit_for_bit_with_broadcasting():
+    f = lldiff.jit(poor_besselj)
+    vb = lldiff.vectorize(poor_besselj)
+    z = np.linspace(0.01, 12.0, 2001)
+    y = vb(2, z)
+    assert y.dtype == np.float64 and y.shape == z.shape
+    assert all(y[i] == f(2, float(z[i])) for i in range(len(z)))
+    v = np.array([[0], [1], [3]])
+    zz = np.array([0.5, 2.0, 7.5, 11.0])
+    grid = vb(v, zz)
+    assert grid.shape == (3, 4)
+    assert all(grid[i, j] == f(int(v[i, 0]), float(zz[j])) for i in range(3) for j in range(4))
+    assert vb(1, 2.5) == f(1, 2.5)  # numbers in, a 0-d result out
+    strided = np.linspace(0.1, 5, 40)[::3]
+    assert list(vb(0, strided)) == [f(0, float(t)) for t in strided]
+
+
+def test_several_results_out_and_threads():
+    vt = lldiff.vectorize(two_results)
+    x = np.linspace(-1, 1, 50_000)
+    n = np.arange(50_000)
+    a, b = vt(x, n)
+    assert a.dtype == np.float64 and b.dtype == np.bool_
+    np.testing.assert_array_equal(a, x * n)
+    np.testing.assert_array_equal(b, n % 3 == 0)
+    out = (np.empty(50_000), np.empty(50_000, dtype=np.bool_))
+    got = lldiff.vectorize(two_results, threads=1)(x, n, out=out)
+    assert got[0] is out[0] and got[1] is out[1]
+    np.testing.assert_array_equal(out[0], a)
+    many = lldiff.vectorize(two_results, threads=4)(x, n)
+    np.testing.assert_array_equal(many[0], a)
+    with pytest.raises(ValueError, match="out="):
+        vt(x, n, out=np.empty(50_000))
+    with pytest.raises(ValueError, match=r"out\[0\] must be"):
+        vt(x, n, out=(np.empty(10), np.empty(10, dtype=np.bool_)))
+
+
+def test_errors_are_the_scalar_errors():
+    vd = lldiff.vectorize(divide)
+    with pytest.raises(ZeroDivisionError, match="float division by zero"):
+        vd(np.ones(5), np.arange(5))
+    with pytest.raises(ValueError, match="do not broadcast"):
+        vd(np.ones(3), np.arange(4))
+    with pytest.raises(TypeError, match="argument 'x' has dtype complex128"):
+        vd(np.ones(3, dtype=complex), np.arange(3))
+    with pytest.raises(TypeError, match="returns an array"):
+        lldiff.vectorize(makes_array)(np.arange(3))
+    with pytest.raises(ValueError, match="threads"):
+        lldiff.vectorize(divide, threads=0)
+
+
+def test_vectorize_releases_the_gil_while_mapping():
+    import threading
+    import time
+    vb = lldiff.vectorize(poor_besselj, threads=1)
+    z = np.linspace(0.01, 10, 1_000_000)
+    vb(2, z)
+    ticks = []
+    done = threading.Event()
+
+    def ticker():
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+    t = threading.Thread(target=ticker)
+    t.start()
+    start = time.perf_counter()
+    vb(2, z)
+    end = time.perf_counter()
+    done.set()
+    t.join()
+    inside = [x for x in ticks if start < x < end]
+    # another Python thread ran while the map was in native code (it would not hold the GIL)
+    assert inside, (len(ticks), end - start)
