@@ -333,6 +333,7 @@ def grad(f, argnums=0, has_aux=False):
         out = gs[0] if single else tuple(gs)
         return (out, aux) if has_aux else out
 
+    g._lldiff_grad = (d, nums, single, has_aux, False)  # for lldiff.vectorize
     return _named(g, "grad", d, argnums)
 
 
@@ -347,6 +348,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
         out = gs[0] if single else tuple(gs)
         return ((y, aux) if has_aux else y), out
 
+    vg._lldiff_grad = (d, nums, single, has_aux, True)  # for lldiff.vectorize
     return _named(vg, "value_and_grad", d, argnums)
 
 

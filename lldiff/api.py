@@ -230,21 +230,24 @@ class Dispatcher:
         if os.environ.get("LLDIFF_TIMING", "") not in ("", "0"):
             _report_timing(self.__name__, spec)
 
-    def _map_kernel(self, types):
+    def _map_kernel(self, types, mask=None, seeded=None):
         """(ctypes kernel, result types, error table) of the elementwise map of the
-        specialization for scalar `types` (lldiff.vectorize), compiled once."""
-        got = self._maps.get(types)
+        specialization for scalar `types` (lldiff.vectorize), compiled once; with `mask`, of
+        its gradient (the "grad" derivative: results y..., then the gradients)."""
+        key = (types, mask, seeded)
+        got = self._maps.get(key)
         if got is not None:
             return got
         with _lock:
-            got = self._maps.get(types)
+            got = self._maps.get(key)
             if got is not None:
                 return got
             import ctypes
             from . import codegen
             from .ir import verify
             from .runtime import get_engine
-            spec = self._ir(types)
+            spec = self._ir(types) if mask is None else \
+                self._derived_ir(types, "grad", mask, seeded=seeded)
             rtypes = spec.func.result_types
             if any(t.is_memref for t in rtypes):
                 raise TypeError(f"lldiff.vectorize: {self.__name__} returns an array; only "
@@ -259,7 +262,7 @@ class Dispatcher:
                                      I)
             kernel = proto(lib.addresses[sym])
             kernel._lldiff_library = lib  # keep the code alive with the function
-            got = self._maps[types] = (kernel, rtypes, errors)
+            got = self._maps[key] = (kernel, rtypes, errors)
             return got
 
     # --- derivatives --------------------------------------------------------------------

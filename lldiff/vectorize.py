@@ -19,20 +19,60 @@ _MIN_CHUNK = 4096  # elements per thread below which one thread does the whole m
 
 
 def vectorize(f, threads=None):
-    """Return a function applying `f` (a plain or @lldiff.jit function of scalars) elementwise
-    over numpy arrays and numbers, with broadcasting: `vf(x, y, out=None)`. `threads` (default:
-    the number of CPUs) splits the elements across native threads with the GIL released."""
+    """Return a function applying `f` (a plain or @lldiff.jit function of scalars, or a
+    `lldiff.grad` / `lldiff.value_and_grad` of one, or a `@jit_grad` function) elementwise
+    over numpy arrays and numbers, with broadcasting: `vf(x, y, out=None)`. A gradient map
+    returns what the scalar call returns, with arrays in place of numbers (`out=` then takes
+    the kernel's arrays: values first, then gradients). `threads` (default: the number of
+    CPUs) splits the elements across native threads with the GIL released."""
     from .ad import _dispatcher
-    d = _dispatcher(f, "vectorize")
+    from .api import JitGrad
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"lldiff.vectorize: threads must be a positive int, got {threads!r}")
-    return _Vectorized(d, threads or os.cpu_count() or 1)
+    threads = threads or os.cpu_count() or 1
+    grad = getattr(f, "_lldiff_grad", None)
+    if grad is not None:  # lldiff.grad / value_and_grad of a function
+        d, nums, single, has_aux, value = grad
+        return _Vectorized(d, threads, _Gradient(nums, single, has_aux, value))
+    if isinstance(f, JitGrad):  # (value, gradient w.r.t. every float argument)
+        return _Vectorized(f, threads, _Gradient(None, False, False, True))
+    return _Vectorized(_dispatcher(f, "vectorize"), threads)
+
+
+class _Gradient:
+    """How a vectorized gradient picks its results from the kernel's (y..., gradients)."""
+
+    def __init__(self, nums, single, has_aux, value):
+        self.nums, self.single, self.has_aux, self.value = nums, single, has_aux, value
+
+    def mask(self, types):
+        nums = self.nums if self.nums is not None else \
+            tuple(i for i, t in enumerate(types) if t.is_float)
+        for k in nums:
+            if k >= len(types) or not types[k].is_float:
+                raise TypeError(f"lldiff.vectorize: argument {k} is not a float array or "
+                                "number; only those are differentiated")
+        return nums, tuple(i in nums for i in range(len(types)))
+
+    def shape(self, outs, nums, n_results):
+        ys, grads = outs[:n_results], outs[n_results:]
+        by_arg = dict(zip(sorted(nums), grads))
+        g = [by_arg[k] for k in nums]
+        g = g[0] if (self.single or len(g) == 1 and self.nums is None) else tuple(g)
+        if self.nums is None:  # jit_grad: (value, gradient)
+            return ys[0], g
+        y = ys[0]
+        if self.has_aux:
+            aux = ys[1] if len(ys) == 2 else tuple(ys[1:])
+            return ((y, aux), g) if self.value else (g, aux)
+        return (y, g) if self.value else g
 
 
 class _Vectorized:
-    def __init__(self, d, threads):
+    def __init__(self, d, threads, gradient=None):
         self.d = d
         self.threads = threads
+        self.gradient = gradient
         self.__name__ = f"vectorize({d.__name__})"
         self.__doc__ = f"{d.__name__} applied elementwise over arrays (lldiff.vectorize)."
 
@@ -63,7 +103,13 @@ class _Vectorized:
             shape = np.broadcast_shapes(*[a.shape for a in arrays])
         except ValueError as e:
             raise ValueError(f"{self.__name__}: arguments do not broadcast: {e}") from None
-        kernel, rtypes, errors = d._map_kernel(tuple(types))
+        if self.gradient is None:
+            kernel, rtypes, errors = d._map_kernel(tuple(types))
+        else:
+            nums, mask = self.gradient.mask(types)
+            n_results = len(d._ir(tuple(types)).func.result_types)
+            seeded = tuple(i == 0 for i in range(n_results))
+            kernel, rtypes, errors = d._map_kernel(tuple(types), mask, seeded)
         n = 1
         for s in shape:
             n *= s
@@ -84,6 +130,8 @@ class _Vectorized:
         outs = self._outs(out, shape, dtypes)
         flats = [o.reshape(-1) for o in outs]
         self._run(kernel, n, ins, in_strides, flats, errors)
+        if self.gradient is not None:
+            return self.gradient.shape(outs, nums, n_results)
         if not outs:
             return None
         return outs[0] if len(outs) == 1 else tuple(outs)

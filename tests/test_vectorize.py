@@ -96,3 +96,29 @@ def test_vectorize_releases_the_gil_while_mapping():
     inside = [x for x in ticks if start < x < end]
     # another Python thread ran while the map was in native code (it would not hold the GIL)
     assert inside, (len(ticks), end - start)
+
+
+def weighted(x, w, n):
+    return math.sin(x) * w * n, x * x
+
+
+def test_vectorized_gradients_equal_scalar_gradients():
+    from scipy.special import jvp as sjvp
+    f = lldiff.jit(poor_besselj)
+    z = np.linspace(0.1, 9.0, 3001)
+    g = lldiff.vectorize(lldiff.grad(f, argnums=1))(2, z)
+    scalar = lldiff.grad(f, argnums=1)
+    assert all(g[i] == scalar(2, float(z[i])) for i in range(0, len(z), 7))
+    assert np.abs(g - sjvp(2, z, 1)).max() < 1e-12
+    y, g2 = lldiff.vectorize(lldiff.value_and_grad(f, argnums=1))(2, z)
+    np.testing.assert_array_equal(g2, g)
+    np.testing.assert_array_equal(y, lldiff.vectorize(f)(2, z))
+    y3, g3 = lldiff.vectorize(lldiff.jit_grad(poor_besselj))(2, z)
+    np.testing.assert_array_equal(g3, g)
+    # several arguments, argnums order, has_aux
+    x, w = np.linspace(-1, 1, 101), np.linspace(0, 2, 101)
+    gw, gx = lldiff.vectorize(lldiff.grad(weighted, argnums=(1, 0), has_aux=True))(x, w, 3)[0]
+    np.testing.assert_allclose(gx, np.cos(x) * w * 3, rtol=1e-15)
+    np.testing.assert_allclose(gw, np.sin(x) * 3, rtol=1e-15)
+    with pytest.raises(TypeError, match="not a float"):
+        lldiff.vectorize(lldiff.grad(weighted, argnums=2, has_aux=True))(x, w, 3)
