@@ -158,10 +158,9 @@ class _Vectorized:
         c_outs = (ctypes.c_void_p * max(1, len(flats)))(*[f.ctypes.data for f in flats])
         c_out_strides = (ctypes.c_int64 * max(1, len(flats)))(*[1] * len(flats))
         threads = max(1, min(self.threads, n // _MIN_CHUNK))
-        bounds = [n * k // threads for k in range(threads + 1)]
         failures = []
 
-        def work(lo, hi):
+        def run(lo, hi):
             failed = ctypes.c_int64(-1)
             status = kernel(lo, hi, c_ins, c_in_strides, c_outs, c_out_strides,
                             ctypes.byref(failed))
@@ -169,10 +168,23 @@ class _Vectorized:
                 failures.append((failed.value, status))
 
         if threads == 1:
-            work(0, n)
+            run(0, n)
         else:
-            pool = [threading.Thread(target=work, args=(bounds[k], bounds[k + 1]))
-                    for k in range(threads)]
+            # chunks taken in turn from a shared counter: elements can cost very different
+            # amounts (a series that converges later), so fixed halves would leave a thread idle
+            chunk = max(_MIN_CHUNK, n // (threads * 16))
+            nxt = [0]
+            lock = threading.Lock()
+
+            def work():
+                while True:
+                    with lock:
+                        lo = nxt[0]
+                        nxt[0] = lo + chunk
+                    if lo >= n:
+                        return
+                    run(lo, min(n, lo + chunk))
+            pool = [threading.Thread(target=work) for _ in range(threads)]
             for t in pool:
                 t.start()
             for t in pool:
