@@ -18,13 +18,14 @@ __all__ = ["vectorize"]
 _MIN_CHUNK = 4096  # elements per thread below which one thread does the whole map
 
 
-def vectorize(f, threads=None):
+def vectorize(f, threads=None, progress=False):
     """Return a function applying `f` (a plain or @lldiff.jit function of scalars, or a
     `lldiff.grad` / `lldiff.value_and_grad` of one, or a `@jit_grad` function) elementwise
     over numpy arrays and numbers, with broadcasting: `vf(x, y, out=None)`. A gradient map
     returns what the scalar call returns, with arrays in place of numbers (`out=` then takes
     the kernel's arrays: values first, then gradients). `threads` (default: the number of
-    CPUs) splits the elements across native threads with the GIL released."""
+    CPUs) splits the elements across native threads with the GIL released. `progress=True`
+    draws a progress bar on stderr while a map runs (nothing is printed by default)."""
     from .ad import _dispatcher
     from .api import JitGrad
     if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -33,10 +34,13 @@ def vectorize(f, threads=None):
     grad = getattr(f, "_lldiff_grad", None)
     if grad is not None:  # lldiff.grad / value_and_grad of a function
         d, nums, single, has_aux, value = grad
-        return _Vectorized(d, threads, _Gradient(nums, single, has_aux, value))
-    if isinstance(f, JitGrad):  # (value, gradient w.r.t. every float argument)
-        return _Vectorized(f, threads, _Gradient(None, False, False, True))
-    return _Vectorized(_dispatcher(f, "vectorize"), threads)
+        v = _Vectorized(d, threads, _Gradient(nums, single, has_aux, value))
+    elif isinstance(f, JitGrad):  # (value, gradient w.r.t. every float argument)
+        v = _Vectorized(f, threads, _Gradient(None, False, False, True))
+    else:
+        v = _Vectorized(_dispatcher(f, "vectorize"), threads)
+    v.progress = bool(progress)
+    return v
 
 
 class _Gradient:
@@ -73,6 +77,7 @@ class _Vectorized:
         self.d = d
         self.threads = threads
         self.gradient = gradient
+        self.progress = False
         self.__name__ = f"vectorize({d.__name__})"
         self.__doc__ = f"{d.__name__} applied elementwise over arrays (lldiff.vectorize)."
 
@@ -167,7 +172,8 @@ class _Vectorized:
             if status:
                 failures.append((failed.value, status))
 
-        if threads == 1:
+        bar = _Bar(self.__name__, n) if self.progress else None
+        if threads == 1 and bar is None:
             run(0, n)
         else:
             # chunks taken in turn from a shared counter: elements can cost very different
@@ -184,13 +190,49 @@ class _Vectorized:
                     if lo >= n:
                         return
                     run(lo, min(n, lo + chunk))
+                    if bar is not None:
+                        bar.add(min(n, lo + chunk) - lo)
             pool = [threading.Thread(target=work) for _ in range(threads)]
             for t in pool:
                 t.start()
             for t in pool:
                 t.join()
+        if bar is not None:
+            bar.close()
         if failures:
             index, status = min(failures)
             exc, msg = errors[status - 1] if 0 < status <= len(errors) else \
                 ("SystemError", "unknown error status from native code")
             raise getattr(builtins, exc)(msg)
+
+
+class _Bar:
+    """A tqdm-style progress bar on stderr: `name: 45%|####      | 450000/1000000 [0.3s]`."""
+
+    def __init__(self, name, total, width=30):
+        import sys
+        import time
+        self.name, self.total, self.width = name, total, width
+        self.done = 0
+        self.lock = threading.Lock()
+        self.t0 = time.perf_counter()
+        self.out = sys.stderr
+        self.draw()
+
+    def add(self, k):
+        with self.lock:
+            self.done += k
+            self.draw()
+
+    def draw(self):
+        import time
+        frac = self.done / self.total if self.total else 1.0
+        fill = int(frac * self.width)
+        bar = "#" * fill + " " * (self.width - fill)
+        self.out.write(f"\r{self.name}: {frac * 100:3.0f}%|{bar}| {self.done}/{self.total} "
+                       f"[{time.perf_counter() - self.t0:.1f}s]")
+        self.out.flush()
+
+    def close(self):
+        self.out.write("\n")
+        self.out.flush()

@@ -122,3 +122,13 @@ def test_vectorized_gradients_equal_scalar_gradients():
     np.testing.assert_allclose(gw, np.sin(x) * 3, rtol=1e-15)
     with pytest.raises(TypeError, match="not a float"):
         lldiff.vectorize(lldiff.grad(weighted, argnums=2, has_aux=True))(x, w, 3)
+
+
+def test_progress_bar_only_when_asked(capsys):
+    z = np.linspace(0.1, 5, 50_000)
+    lldiff.vectorize(poor_besselj)(1, z)
+    assert capsys.readouterr().err == ""
+    y = lldiff.vectorize(poor_besselj, progress=True)(1, z)
+    err = capsys.readouterr().err
+    assert "vectorize(poor_besselj): 100%" in err and "50000/50000" in err
+    np.testing.assert_array_equal(y, lldiff.vectorize(poor_besselj)(1, z))
