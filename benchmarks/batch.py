@@ -81,7 +81,7 @@ def main(argv=None):
         "dJ/dz lldiff.vectorize(grad), 1 thread": lambda: grad1(2, z, out=(out, out)),
         "dJ/dz numba hand rule, 1 thread": lambda: nb_rule(2, z, out),
         f"dJ/dz lldiff.vectorize(grad), {cores} thr": lambda: gradn(2, z, out=(out, out)),
-        f"dJ/dz numba hand rule, prange": lambda: nb_rule_par(2, z, out),
+        "dJ/dz numba hand rule, prange": lambda: nb_rule_par(2, z, out),
     }
     times = _interleaved(variants, repeats)
     print(f"\n{n} points, ns/point (min / median of {repeats})")

@@ -24,7 +24,6 @@ import ctypes
 import math
 import os
 import sys
-import time
 import timeit
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -205,8 +205,7 @@ def jacfwd(f, argnums=0):
                         tangents.append(1.0 if j == i else 0.0)
             spec = d._derived(types, "jvp", mask, width)
             _check_arrays(d.__name__, values, types, spec.func)
-            a = [x.copy() if types[k].is_memref else x for k, x in enumerate(saved)]
-            out = spec.entry(*a, *tangents)
+            out = spec.entry(*_fresh(saved, types), *tangents)
             _, dys = _split(out, rtypes, width)
             for k, t in enumerate(dys):
                 if t is not None:
@@ -279,6 +278,11 @@ def _check_argnums(d, who, values, types, nums, arrays=True):
         if not t.is_float:
             raise TypeError(f"lldiff.{who}: argument '{name}' (argnums {k}) is {_kind(v)}; "
                             "only float arguments can be differentiated")
+
+
+def _fresh(values, types):
+    """Copies of the array arguments (a function may write them; each sweep starts anew)."""
+    return [v.copy() if t.is_memref else v for v, t in zip(values, types)]
 
 
 def _np():
@@ -373,11 +377,10 @@ def vjp(f, *primals):
     d = _dispatcher(f, "vjp")
     values = d._bind(primals, {})
     types = tuple(d._arg_type(name, v) for name, v in values)
-    saved = [_canonical(v) for _, v in values]
-    saved = [a.copy() if types[i].is_memref else a for i, a in enumerate(saved)]
+    saved = _fresh([_canonical(v) for _, v in values], types)
 
     def fresh():  # the function may write its arrays: every sweep starts from the primals
-        return [a.copy() if types[i].is_memref else a for i, a in enumerate(saved)]
+        return _fresh(saved, types)
     y = d(*fresh())
     rtypes = d._ir(types).func.result_types
     mask = [_differentiable(t) for t in types]
@@ -445,7 +448,7 @@ def jacrev(f, argnums=0):
         saved = [_canonical(v) for _, v in values]
 
         def fresh():  # the function may write its arrays: every sweep starts anew
-            return [a.copy() if types[i].is_memref else a for i, a in enumerate(saved)]
+            return _fresh(saved, types)
         ys = d(*fresh())
         ys = list(ys) if isinstance(ys, tuple) else [ys]
         scalars = [i for i in sorted(nums) if not types[i].is_memref]

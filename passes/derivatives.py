@@ -40,7 +40,7 @@ IR -> IR only: imports `lldiff.ir`.
 
 import math
 
-from lldiff.ir import F64, I1, I64, Block, Builder, Func, Op, OPS, Region
+from lldiff.ir import F64, I64, Block, Builder, Func, Op, Region
 
 __all__ = ["RULES", "INACTIVE", "PIECEWISE_CONSTANT", "STRUCTURAL", "Rule", "Emit",
            "classify", "digamma_func", "helper_func"]

@@ -424,15 +424,15 @@ class _Reverse:
                 pb.create("ad.push", [self.vmap[v]], {"tape": tape}, result_types=[])
 
         attrs = dict(op.attrs, tape=tape)
+        # arrays carried by the loop (double buffering) carry their shadows alongside
+        perm = self.array_permutation(op)
+        shadowed = list(perm) if any(self.act.active_memory(carries[i]) or
+                                     self.act.active_memory(op.results[i])
+                                     for i in perm) else []
+        self.loops[op].shadowed = shadowed
+        inits_s = [self.shadow.get(inits[i]) or zeros_like(b, self.vmap[inits[i]], "shadow")
+                   for i in shadowed]
         if op.name == "scf.for":
-            perm = self.array_permutation(op)
-            shadowed = list(perm) if any(self.act.active_memory(carries[i]) or
-                                         self.act.active_memory(op.results[i])
-                                         for i in perm) else []
-            self.loops[op].shadowed = shadowed
-            # arrays carried by the loop (double buffering) carry their shadows alongside
-            inits_s = [self.shadow.get(inits[i]) or zeros_like(b, self.vmap[inits[i]], "shadow")
-                       for i in shadowed]
             region = self.clone_body(body, push_cached, shadowed)
             new = Op("scf.for", [self.vmap[v] for v in op.operands] + inits_s,
                      [r.type for r in op.results] + [v.type for v in inits_s], attrs,
@@ -441,13 +441,6 @@ class _Reverse:
             for i, r in zip(shadowed, new.results[len(op.results):]):
                 self.shadow[op.results[i]] = r
         else:
-            perm = self.array_permutation(op)
-            shadowed = list(perm) if any(self.act.active_memory(carries[i]) or
-                                         self.act.active_memory(op.results[i])
-                                         for i in perm) else []
-            self.loops[op].shadowed = shadowed
-            inits_s = [self.shadow.get(inits[i]) or zeros_like(b, self.vmap[inits[i]], "shadow")
-                       for i in shadowed]
             stypes = [v.type for v in inits_s]
             # an extra carried counter: the number of times the body ran; and the shadows
             # of carried arrays alongside them

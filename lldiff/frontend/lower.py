@@ -17,7 +17,6 @@ know about LLVM, derivatives or the runtime.
 """
 
 import ast
-import math
 
 from ..errors import CompileError
 from ..ir import F32, F64, I1, I64, Block, Builder, Func, Loc, Op, OpResult, memref, unify
