@@ -211,19 +211,19 @@ class Dispatcher:
         """LLVM IR -> native code for `spec.module`, exporting `spec.symbol` as a builtin."""
         from . import codegen
         from .ir import verify
-        from .runtime import array_boxer, get_engine, make_builtin
+        from .runtime import get_engine, make_builtin, process_imports
         t0 = time.perf_counter()
         # always, whatever `verify` says: IR a pass got wrong must be a Python exception
         # (VerificationError), never native code
         verify(spec.module)
-        boxer = array_boxer() if any(t.is_memref for t in spec.func.result_types) else None
-        text = codegen.emit(spec.module, [spec.symbol], name=spec.symbol, array_boxer=boxer)
+        text = codegen.emit(spec.module, [spec.symbol], name=spec.symbol)
         spec.timings["codegen"] = time.perf_counter() - t0
         spec.llvm_text = text
         entry_sym = codegen.entry_name(spec.symbol)
         engine = get_engine()  # (its first use loads llvmlite.binding: timed as "llvm-init")
         spec.timings["llvm-init"] = time.perf_counter() - t0 - spec.timings["codegen"]
-        lib = engine.compile(text, self.opt, [entry_sym], timings=spec.timings)
+        lib = engine.compile(text, self.opt, [entry_sym], timings=spec.timings,
+                             imports=process_imports(text))
         spec.library = lib
         spec.entry = make_builtin(lib.addresses[entry_sym], self.__name__, fallback, lib)
         spec.compile_time += time.perf_counter() - t0

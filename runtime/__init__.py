@@ -4,7 +4,7 @@ Importing this package is cheap; llvmlite.binding loads when the engine is first
 Never imports lldiff's IR or passes.
 """
 
-__all__ = ["get_engine", "make_builtin", "array_boxer"]
+__all__ = ["get_engine", "make_builtin", "process_symbol", "process_imports"]
 
 
 def get_engine():
@@ -17,7 +17,20 @@ def make_builtin(address, name, fallback, owner):
     return _make(address, name, fallback, owner)
 
 
-def array_boxer():
-    """The callable entry points use to return arrays (see arrays.py)."""
-    from .arrays import wrap_array
-    return wrap_array
+def process_symbol(name):
+    """The address compiled code binds external symbol `name` to, for the objects of this
+    process it refers to by name (lldiff.codegen.abi: the ndarray type, the array boxer of
+    arrays.py); None for other names (libraries' symbols, found by the loader)."""
+    if name == "lldiff.ndarray_type":
+        import numpy
+        return id(numpy.ndarray)
+    if name == "lldiff.array_boxer":
+        from .arrays import wrap_array
+        return id(wrap_array)
+    return None
+
+
+def process_imports(text):
+    """{name: address} of the process symbols LLVM IR `text` references."""
+    return {name: process_symbol(name) for name in ("lldiff.ndarray_type", "lldiff.array_boxer")
+            if f'@"{name}"' in text}

@@ -48,6 +48,7 @@ class Engine:
                                                jit=True)
         self.lljit = llvm.create_lljit_compiler(self.tm)
         self.counter = 0
+        self.tm_pic = None  # for object files (emit_object), made on first use
 
     def parse(self, text):
         mod = self.llvm.parse_assembly(text)
@@ -66,27 +67,59 @@ class Engine:
         pb.getModulePassManager().run(mod, pb)  # a fresh MPM per module: reuse aborts
         return mod
 
-    def compile(self, text, level, exports, timings=None):
+    def compile(self, text, level, exports, timings=None, imports=None):
         """Optimize and JIT `text`; return a Library with the addresses of `exports`.
-        `timings` (a dict) gets the seconds of llvm-parse, llvm-opt and jit."""
+        `imports` binds external symbols to addresses; `timings` (a dict) gets the seconds of
+        llvm-parse, llvm-opt and jit."""
+        t0 = time.perf_counter()
+        mod = self.parse(text)
+        t1 = time.perf_counter()
+        mod = self.optimize(mod, level)
+        t2 = time.perf_counter()
+        lib = self._link(lambda b: b.add_ir(str(mod)), exports, imports)
+        if timings is not None:
+            timings["llvm-parse"] = t1 - t0
+            timings["llvm-opt"] = t2 - t1
+            timings["jit"] = time.perf_counter() - t2
+        return lib
+
+    def emit_object(self, text, level, timings=None):
+        """Optimize `text` and return it as an ELF/Mach-O/COFF object file (bytes) of
+        position-independent code with the small code model: what the disk cache stores and
+        runtime/objload.py loads. `timings` as `compile` ("object" for the code generation)."""
         t0 = time.perf_counter()
         mod = self.parse(text)
         t1 = time.perf_counter()
         mod = self.optimize(mod, level)
         t2 = time.perf_counter()
         with _lock:
-            self.counter += 1
-            name = f"lldiff_lib{self.counter}"
-        builder = self.llvm.JITLibraryBuilder().add_ir(str(mod)).add_current_process()
-        for sym in exports:
-            builder.export_symbol(sym)
-        tracker = builder.link(self.lljit, name)
-        addresses = {sym: tracker[sym] for sym in exports}
+            if self.tm_pic is None:
+                target = self.llvm.Target.from_triple(self.triple)
+                self.tm_pic = target.create_target_machine(
+                    cpu=self.cpu, features=self.features, opt=3, reloc="pic", codemodel="small")
+            obj = self.tm_pic.emit_object(mod)
         if timings is not None:
             timings["llvm-parse"] = t1 - t0
             timings["llvm-opt"] = t2 - t1
-            timings["jit"] = time.perf_counter() - t2
-        return Library(tracker, addresses, name)
+            timings["object"] = time.perf_counter() - t2
+        return obj
+
+    def load_object(self, data, exports, imports=None):
+        """Link object file bytes (from `emit_object`) into the JIT: the loader for objects
+        runtime/objload.py does not handle."""
+        return self._link(lambda b: b.add_object_img(data), exports, imports)
+
+    def _link(self, add, exports, imports):
+        with _lock:
+            self.counter += 1
+            name = f"lldiff_lib{self.counter}"
+        builder = add(self.llvm.JITLibraryBuilder()).add_current_process()
+        for sym, address in (imports or {}).items():
+            builder.import_symbol(sym, address)
+        for sym in exports:
+            builder.export_symbol(sym)
+        tracker = builder.link(self.lljit, name)
+        return Library(tracker, {sym: tracker[sym] for sym in exports}, name)
 
     def assembly(self, text, level):
         return self.tm.emit_assembly(self.optimize(self.parse(text), level))

@@ -7,12 +7,12 @@ from .llvm import LOWER, STRUCTURAL, emit_module
 __all__ = ["emit", "emit_map_module", "entry_name", "map_name", "LOWER", "STRUCTURAL"]
 
 
-def emit(module, entries, name="lldiff", array_boxer=None):
-    """LLVM IR text for `module`, exporting `entries` (IR func names) with entry points.
-    `array_boxer`: the Python callable entry points give returned arrays to (runtime)."""
+def emit(module, entries, name="lldiff"):
+    """LLVM IR text for `module`, exporting `entries` (IR func names) with entry points
+    (which may reference the process symbols of abi.py: NDARRAY_TYPE, ARRAY_BOXER)."""
     lm, errors = emit_module(module, set(entries), name)
     for fname in entries:
-        emit_entry(lm, module[fname], errors, array_boxer)
+        emit_entry(lm, module[fname], errors)
     return str(lm)
 
 

@@ -21,6 +21,13 @@ _PTR = L.IntType(8).as_pointer()
 _I64 = L.IntType(64)
 
 
+# Objects of this process the entry points use, as external symbols (not baked-in addresses,
+# so that object code can be cached on disk and loaded by another process): the loader binds
+# them to id(numpy.ndarray) and to the array boxer (runtime.process_symbols).
+NDARRAY_TYPE = "lldiff.ndarray_type"
+ARRAY_BOXER = "lldiff.array_boxer"
+
+
 def entry_name(symbol):
     return f"{symbol}.pyentry"
 
@@ -50,7 +57,7 @@ def _cstring(lm, text, name):
     return g
 
 
-def emit_entry(lm, func, errors, array_boxer=None):
+def emit_entry(lm, func, errors):
     """Add the CPython entry point of IR function `func` (already declared in `lm`)."""
     native = lm.globals[func.name]
     fnty = L.FunctionType(_PTR, [_PTR, _PTR.as_pointer(), _I64, _PTR])
@@ -144,7 +151,7 @@ def emit_entry(lm, func, errors, array_boxer=None):
     boxed = []
     for t, s in zip(func.result_types, slots):
         if t.is_memref:
-            boxed.append(_box_array(lm, bd, t, bd.load(s), array_boxer))
+            boxed.append(_box_array(lm, bd, t, bd.load(s)))
         else:
             boxed.append(_box(lm, bd, t, bd.load(s)))
     group = func.attrs.get("py_group")
@@ -176,8 +183,6 @@ _TYPE_NUMS = {"f64": (12,), "f32": (11,), "i64": (7, 9)}
 def _unbox_array(fn, bd, obj, t, writes, nxt, fallback, i):
     """The memref struct of ndarray `obj`, after checking its type, element type, rank,
     layout, alignment and (if the function writes it) writeability; else the slow path."""
-    import sys
-    np = sys.modules["numpy"]
     i8, i32 = L.IntType(8), L.IntType(32)
 
     def field(base, off, ty):
@@ -189,7 +194,7 @@ def _unbox_array(fn, bd, obj, t, writes, nxt, fallback, i):
         bd.cbranch(cond, ok, fallback)
         bd.position_at_end(ok)
 
-    nd_type = L.Constant(_I64, id(np.ndarray)).inttoptr(_PTR)
+    nd_type = _extern_global(fn.module, NDARRAY_TYPE)
     check(bd.icmp_unsigned("==", field(obj, 8, _PTR), nd_type), "ndarray")
     descr = field(obj, _ND_DESCR, _PTR)
     num = field(descr, _DESCR_TYPE_NUM, i32)
@@ -217,7 +222,7 @@ def _unbox_array(fn, bd, obj, t, writes, nxt, fallback, i):
     return m
 
 
-def _box_array(lm, bd, t, m, boxer):
+def _box_array(lm, bd, t, m):
     """A numpy array owning the block of returned array `m`: boxer(block, type_num, *shape)
     (NULL, with the exception set, if the boxer fails)."""
     vectorcall = _extern_fn(lm, "PyObject_Vectorcall", _PTR, [_PTR, _PTR.as_pointer(), _I64,
@@ -233,7 +238,7 @@ def _box_array(lm, bd, t, m, boxer):
         o = bd.call(from_long, [v])
         objs.append(o)
         bd.store(o, bd.gep(argv, [L.Constant(_I64, k)]))
-    fn = L.Constant(_I64, id(boxer)).inttoptr(_PTR)
+    fn = _extern_global(lm, ARRAY_BOXER)
     out = bd.call(vectorcall, [fn, argv, L.Constant(_I64, len(ints)), L.Constant(_PTR, None)])
     for o in objs:
         bd.call(decref, [o])
