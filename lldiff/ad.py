@@ -113,7 +113,7 @@ def _jvp(d, primals, tangents):
                                 f"differentiable; its tangent must be None or 0, got {dt!r}")
             mask.append(False)
     spec = d._derived(types, "jvp", mask)
-    _check_arrays(d.__name__, values, types, spec.func)
+    _check_arrays(d.__name__, values, spec.func.attrs.get("writes", ()))
     finish = _jvp_finisher(d._ir(types).func.result_types)
     if len(values) == len(primals) and all(type(v) in _SCALARS for v in primals):
         _add_jvp_plan(d, primals, tangents, spec.entry, mask, finish)
@@ -204,7 +204,7 @@ def jacfwd(f, argnums=0):
                     else:
                         tangents.append(1.0 if j == i else 0.0)
             spec = d._derived(types, "jvp", mask, width)
-            _check_arrays(d.__name__, values, types, spec.func)
+            _check_arrays(d.__name__, values, spec.func.attrs.get("writes", ()))
             out = spec.entry(*_fresh(saved, types), *tangents)
             _, dys = _split(out, rtypes, width)
             for k, t in enumerate(dys):
@@ -306,7 +306,7 @@ def _grad_call(d, who, nums, has_aux, args, kwargs):
     mask = [i in nums for i in range(len(values))]
     seeded = [i == 0 for i in range(len(rtypes))]
     spec = d._derived(types, "grad", mask, seeded=seeded)
-    _check_arrays(d.__name__, values, types, spec.func)
+    _check_arrays(d.__name__, values, spec.func.attrs.get("writes", ()))
     arrays = sorted(k for k in nums if types[k].is_memref)
     scalars = sorted(k for k in nums if not types[k].is_memref)
     shadows = [_np().zeros(values[k][1].shape, values[k][1].dtype) for k in arrays]
@@ -412,7 +412,7 @@ def vjp(f, *primals):
         # a None cotangent means the result is not differentiated at all
         useful = [_differentiable(t) and b is not None for t, b in zip(rtypes, bars)]
         spec = d._derived(types, "vjp", mask, seeded=useful)
-        _check_arrays(d.__name__, values, types, spec.func)
+        _check_arrays(d.__name__, values, spec.func.attrs.get("writes", ()))
         args = fresh()
         shadows = {i: _np().zeros(args[i].shape, args[i].dtype)
                    for i, t in enumerate(types) if mask[i] and t.is_memref}
@@ -459,7 +459,7 @@ def jacrev(f, argnums=0):
                 rows.append(None)
                 continue
             spec = d._derived(types, "vjp", mask, seeded=[j == k for j in range(len(rtypes))])
-            _check_arrays(d.__name__, values, types, spec.func)
+            _check_arrays(d.__name__, values, spec.func.attrs.get("writes", ()))
             out_shape = ys[k].shape if t.is_memref else ()
             blocks = {i: np.zeros(out_shape + (np.shape(saved[i]) if i in arrays else ()))
                       for i in nums}

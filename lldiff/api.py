@@ -23,13 +23,15 @@ _lock = threading.RLock()
 _symbol_counter = [0]
 
 
-def jit(fn=None, *, opt=None, verify=None, boundscheck=None):
+def jit(fn=None, *, opt=None, verify=None, boundscheck=None, cache=False):
     """Compile `fn` lazily for each argument-type signature it is called with.
 
     opt: LLVM optimization level 0-3 (default 2, or $LLDIFF_OPT).
     verify: run the IR verifier after every pass (default: $LLDIFF_VERIFY, tests set it).
     boundscheck: array indices out of range raise IndexError (default: $LLDIFF_BOUNDSCHECK;
     off, they are undefined behaviour, as in numba).
+    cache: keep the machine code on disk ($LLDIFF_CACHE_DIR, else ~/.cache/lldiff) and load
+    it in later processes instead of compiling (lldiff/caching.py says what the key covers).
     """
     if opt is None:
         opt = int(os.environ.get("LLDIFF_OPT", OPT_DEFAULT))
@@ -48,6 +50,7 @@ def jit(fn=None, *, opt=None, verify=None, boundscheck=None):
         cls = type(f"jit<{f.__name__}>", (Dispatcher,), {})
         d = cls(f, opt, verify)
         d.boundscheck = bool(boundscheck)
+        d.cache = bool(cache)
         return d
 
     return wrap if fn is None else wrap(fn)
@@ -55,7 +58,7 @@ def jit(fn=None, *, opt=None, verify=None, boundscheck=None):
 
 class _Specialization:
     __slots__ = ("types", "symbol", "func", "callees", "module", "library", "entry",
-                 "compile_time", "llvm_text", "before_tape", "timings", "kind")
+                 "compile_time", "llvm_text", "before_tape", "timings", "kind", "variant")
 
     def __init__(self, types, symbol):
         self.types = types
@@ -70,6 +73,7 @@ class _Specialization:
         self.before_tape = None  # vjp: the IR text with abstract ad.push/ad.pop
         self.timings = {}  # stage -> seconds (frontend, pass:<name>, codegen, llvm-*, jit)
         self.kind = "primal"
+        self.variant = ("primal",)  # the transformation, as the disk cache keys it
 
 
 class Dispatcher:
@@ -80,6 +84,9 @@ class Dispatcher:
         self.opt = opt
         self.verify = verify
         self.boundscheck = False
+        self.cache = False
+        self._hits = {}  # (signature, variant) -> disk-cache entry (entry point, writes), or
+        # None: not in the cache (this process compiles and stores it)
         self.__name__ = py_func.__name__
         self.__qualname__ = py_func.__qualname__
         self.__doc__ = py_func.__doc__
@@ -107,9 +114,14 @@ class Dispatcher:
 
     def _dispatch(self, *args, **kwargs):
         values = self._bind(args, kwargs)
+        if self.cache:
+            hit = self._cached(values, ("primal",))
+            if hit is not None:
+                _check_arrays(self.__name__, values, hit[1])
+                return hit[0](*[v for _, v in values])
         types = tuple(self._arg_type(name, v) for name, v in values)
         spec = self._native(types)
-        _check_arrays(self.__name__, values, types, spec.func)
+        _check_arrays(self.__name__, values, spec.func.attrs.get("writes", ()))
         return spec.entry(*[_canonical(v) for _, v in values])
 
     def _bind(self, args, kwargs):
@@ -207,11 +219,72 @@ class Dispatcher:
                     cls.__call__ = spec.entry  # the fast path: a builtin, not a Python method
         return spec
 
+    def _cached(self, values, variant):
+        """(entry point, writes) of the disk-cache entry for these argument values, without
+        building IR; None on a miss (the caller compiles, which stores the entry)."""
+        from . import caching
+        sig = caching.signature(values)
+        if sig is None:
+            return None
+        hit = self._hits.get((sig, variant), False)
+        if hit is not False:
+            return hit
+        with _lock:
+            hit = self._hits.get((sig, variant), False)
+            if hit is not False:
+                return hit
+            t0 = time.perf_counter()
+            got = caching.fetch(self, sig, variant)
+            if got is None:
+                self._hits[(sig, variant)] = None  # the compile that follows stores it
+                return None
+            meta, addresses, owner = got
+            from .runtime import make_builtin
+            entry = make_builtin(addresses[meta["entry"]], self.__name__, self._dispatch, owner)
+            hit = self._hits[(sig, variant)] = (entry, tuple(meta["writes"]))
+            if os.environ.get("LLDIFF_TIMING", "") not in ("", "0"):
+                import sys
+                sys.stderr.write(f"lldiff: {self.__name__}({sig.replace('_', ', ')}) "
+                                 f"{variant[0]}: {(time.perf_counter() - t0) * 1e3:.1f} ms "
+                                 "(disk cache)\n")
+            cls = type(self)
+            if "__call__" not in cls.__dict__ and cls not in (Dispatcher, JitGrad) and \
+                    "arr" not in sig:
+                cls.__call__ = entry  # the fast path, as after a compile
+        return hit
+
+    def _machine_code(self, types, variant, text, exports, meta, timings):
+        """Native code of LLVM IR `text` (the specialization for `types`, transformation
+        `variant`) with the addresses of `exports`: JIT-compiled, or with cache=True, taken
+        from the disk cache or compiled to an object file that is stored there and loaded.
+        Returns (owner, addresses)."""
+        from .runtime import get_engine, process_imports
+        if not self.cache:
+            lib = get_engine().compile(text, self.opt, exports, timings=timings,
+                                       imports=process_imports(text))
+            return lib, lib.addresses
+        from . import caching
+        sig = "_".join(_mangle(t) for t in types) or "void"
+        t0 = time.perf_counter()
+        # (a miss in `_cached` for this entry already looked)
+        got = None if self._hits.get((sig, variant), False) is None else \
+            caching.fetch(self, sig, variant)
+        if got is not None:
+            timings["disk-cache"] = time.perf_counter() - t0
+            meta, addresses, owner = got
+            return owner, {e: addresses[m] for e, m in zip(exports, meta["exports"])}
+        obj = get_engine().emit_object(text, self.opt, timings=timings)
+        t0 = time.perf_counter()
+        owner, addresses = caching.load(obj, exports)
+        caching.store(self, sig, variant, dict(meta, exports=list(exports)), obj)
+        timings["load+store"] = time.perf_counter() - t0
+        return owner, addresses
+
     def _compile(self, spec, fallback):
         """LLVM IR -> native code for `spec.module`, exporting `spec.symbol` as a builtin."""
         from . import codegen
         from .ir import verify
-        from .runtime import get_engine, make_builtin, process_imports
+        from .runtime import get_engine, make_builtin
         t0 = time.perf_counter()
         # always, whatever `verify` says: IR a pass got wrong must be a Python exception
         # (VerificationError), never native code
@@ -220,12 +293,13 @@ class Dispatcher:
         spec.timings["codegen"] = time.perf_counter() - t0
         spec.llvm_text = text
         entry_sym = codegen.entry_name(spec.symbol)
-        engine = get_engine()  # (its first use loads llvmlite.binding: timed as "llvm-init")
+        get_engine()  # (its first use loads llvmlite.binding: timed as "llvm-init")
         spec.timings["llvm-init"] = time.perf_counter() - t0 - spec.timings["codegen"]
-        lib = engine.compile(text, self.opt, [entry_sym], timings=spec.timings,
-                             imports=process_imports(text))
+        meta = {"entry": entry_sym, "writes": list(spec.func.attrs.get("writes", ()))}
+        lib, addresses = self._machine_code(spec.types, spec.variant, text, [entry_sym], meta,
+                                            spec.timings)
         spec.library = lib
-        spec.entry = make_builtin(lib.addresses[entry_sym], self.__name__, fallback, lib)
+        spec.entry = make_builtin(addresses[entry_sym], self.__name__, fallback, lib)
         spec.compile_time += time.perf_counter() - t0
         if os.environ.get("LLDIFF_TIMING", "") not in ("", "0"):
             _report_timing(self.__name__, spec)
@@ -245,7 +319,6 @@ class Dispatcher:
             import ctypes
             from . import codegen
             from .ir import verify
-            from .runtime import get_engine
             spec = self._ir(types) if mask is None else \
                 self._derived_ir(types, "grad", mask, seeded=seeded)
             rtypes = spec.func.result_types
@@ -256,11 +329,12 @@ class Dispatcher:
             text, errors = codegen.emit_map_module(spec.module, spec.symbol,
                                                    name=spec.symbol + ".map")
             sym = codegen.map_name(spec.symbol)
-            lib = get_engine().compile(text, self.opt, [sym])
+            lib, addresses = self._machine_code(types, ("map",) + spec.variant, text, [sym],
+                                                {}, {})
             P, I = ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64)
             proto = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, ctypes.c_int64, P, I, P, I,
                                      I)
-            kernel = proto(lib.addresses[sym])
+            kernel = proto(addresses[sym])
             kernel._lldiff_library = lib  # keep the code alive with the function
             got = self._maps[key] = (kernel, rtypes, errors)
             return got
@@ -297,6 +371,7 @@ class Dispatcher:
                 raise ValueError(f"unknown derivative kind {kind!r}")
             d = _Specialization(types, name)
             d.kind = kind
+            d.variant = (kind, mask, width, seeded)
             d.timings["pass:" + ("jvp" if kind == "jvp" else "vjp")] = time.perf_counter() - t0
             if self.verify:
                 verify(module)
@@ -382,7 +457,7 @@ class Dispatcher:
         return list(self._specs)
 
 
-def jit_grad(fn=None, *, opt=None, verify=None):
+def jit_grad(fn=None, *, opt=None, verify=None, cache=False):
     """Compile `fn` and its reverse-mode gradient: calling it returns `(value, gradient)`.
 
     The gradient is taken with respect to every float argument and float array (a float or an
@@ -396,6 +471,7 @@ def jit_grad(fn=None, *, opt=None, verify=None):
         cls = type(f"jit_grad<{d.__name__}>", (JitGrad,), {})
         g = cls(d.py_func, d.opt, d.verify)
         g.boundscheck = d.boundscheck
+        g.cache = bool(cache)
         return g
 
     return wrap if fn is None else wrap(fn)
@@ -409,18 +485,32 @@ class JitGrad(Dispatcher):
 
     def _dispatch(self, *args, **kwargs):
         values = self._bind(args, kwargs)
-        types = tuple(self._arg_type(name, v) for name, v in values)
-        spec = self._grad_spec(types, values)
-        _check_arrays(self.__name__, values, types, spec.func)
-        arrays = [i for i, t in enumerate(types) if t.is_memref and t.elem.is_float]
+        hit = None
+        if self.cache:  # a disk-cache entry, before any IR is built
+            np = _numpy()
+            mask = tuple(type(v) is float or np is not None and type(v) is np.ndarray and
+                         v.dtype.kind == "f" for _, v in values)
+            if any(mask):
+                hit = self._cached(values, ("grad", mask, 1, (True,)))
+        if hit is not None:
+            entry, writes = hit
+            scalars = [i for i, (_, v) in enumerate(values) if type(v) is float]
+            arrays = [i for i, m in enumerate(mask) if m and i not in scalars]
+        else:
+            types = tuple(self._arg_type(name, v) for name, v in values)
+            spec = self._grad_spec(types, values)
+            entry, writes = spec.entry, spec.func.attrs.get("writes", ())
+            values = [(name, _canonical(v)) for name, v in values]
+            scalars = [i for i, t in enumerate(types) if t.is_float]
+            arrays = [i for i, t in enumerate(types) if t.is_memref and t.elem.is_float]
+        _check_arrays(self.__name__, values, writes)
         if not arrays:
-            return spec.entry(*[_canonical(v) for _, v in values])
+            return entry(*[v for _, v in values])
         # float arrays: their gradients accumulate into zero arrays made here
         np = _numpy()
         shadows = {i: np.zeros(values[i][1].shape, values[i][1].dtype) for i in arrays}
-        out = spec.entry(*[_canonical(v) for _, v in values], *shadows.values())
+        out = entry(*[v for _, v in values], *shadows.values())
         out = out if isinstance(out, tuple) else (out,)
-        scalars = [i for i, t in enumerate(types) if t.is_float]
         rest = out[1] if len(scalars) > 1 else out[1:]
         grads = dict(zip(scalars, rest))
         grads.update(shadows)
@@ -452,8 +542,9 @@ def _report_timing(name, spec):
     import sys
     t = spec.timings
     passes = {k[5:]: v for k, v in t.items() if k.startswith("pass:")}
-    order = ["frontend"] + [f"pass:{k}" for k in passes] + ["codegen", "llvm-init",
-                                                            "llvm-parse", "llvm-opt", "jit"]
+    order = ["frontend"] + [f"pass:{k}" for k in passes] + [
+        "codegen", "llvm-init", "disk-cache", "llvm-parse", "llvm-opt", "jit", "object",
+        "load+store"]
     parts = [f"{k.replace('pass:', '')} {t[k] * 1e3:.1f}" for k in order if k in t]
     sig = ", ".join(str(x) for x in spec.types)
     sys.stderr.write(f"lldiff: {name}({sig}) {spec.kind}: {sum(t.values()) * 1e3:.1f} ms "
@@ -475,11 +566,12 @@ def _mark_writes(module, func):
         func.attrs["writes"] = tuple(sorted(written_arguments(module, func)))
 
 
-def _check_arrays(fname, values, types, func):
-    """The slow path's array checks the entry point makes too: a clear error instead."""
-    writes = func.attrs.get("writes", ())
-    for i, ((name, v), t) in enumerate(zip(values, types)):
-        if t.is_memref:
+def _check_arrays(fname, values, writes):
+    """The slow path's array checks the entry point makes too: a clear error instead.
+    `writes`: the indices of the arguments the function writes."""
+    np = _numpy()
+    for i, (name, v) in enumerate(values):
+        if np is not None and type(v) is np.ndarray:
             if not v.flags.aligned:
                 raise ValueError(f"{fname}(): argument '{name}' is not aligned; pass a copy "
                                  "(x.copy())")
