@@ -233,6 +233,7 @@ def jacfwd(f, argnums=0):
 
     jac.__name__ = f"jacfwd({d.__name__})"
     jac.__qualname__ = jac.__name__
+    jac._lldiff_jacfwd = (d, nums, single)  # for lldiff.vectorize
     jac.__doc__ = f"Jacobian of {d.__name__} w.r.t. argnums={argnums!r} by forward mode."
     return jac
 

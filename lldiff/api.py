@@ -304,11 +304,13 @@ class Dispatcher:
         if os.environ.get("LLDIFF_TIMING", "") not in ("", "0"):
             _report_timing(self.__name__, spec)
 
-    def _map_kernel(self, types, mask=None, seeded=None):
+    def _map_kernel(self, types, mask=None, seeded=None, width=None):
         """(ctypes kernel, result types, error table) of the elementwise map of the
         specialization for scalar `types` (lldiff.vectorize), compiled once; with `mask`, of
-        its gradient (the "grad" derivative: results y..., then the gradients)."""
-        key = (types, mask, seeded)
+        its gradient (the "grad" derivative: results y..., then the gradients), or with
+        `width` too, of its jvp (arguments x..., then `width` tangents per masked argument;
+        results y..., then `width` tangents per float result)."""
+        key = (types, mask, seeded, width)
         got = self._maps.get(key)
         if got is not None:
             return got
@@ -319,8 +321,12 @@ class Dispatcher:
             import ctypes
             from . import codegen
             from .ir import verify
-            spec = self._ir(types) if mask is None else \
-                self._derived_ir(types, "grad", mask, seeded=seeded)
+            if mask is None:
+                spec = self._ir(types)
+            elif width is not None:
+                spec = self._derived_ir(types, "jvp", mask, width)
+            else:
+                spec = self._derived_ir(types, "grad", mask, seeded=seeded)
             rtypes = spec.func.result_types
             if any(t.is_memref for t in rtypes):
                 raise TypeError(f"lldiff.vectorize: {self.__name__} returns an array; only "

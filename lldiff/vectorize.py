@@ -19,11 +19,12 @@ _MIN_CHUNK = 4096  # elements per thread below which one thread does the whole m
 
 
 def vectorize(f, threads=None, progress=False):
-    """Return a function applying `f` (a plain or @lldiff.jit function of scalars, or a
-    `lldiff.grad` / `lldiff.value_and_grad` of one, or a `@jit_grad` function) elementwise
-    over numpy arrays and numbers, with broadcasting: `vf(x, y, out=None)`. A gradient map
-    returns what the scalar call returns, with arrays in place of numbers (`out=` then takes
-    the kernel's arrays: values first, then gradients). `threads` (default: the number of
+    """Return a function applying `f` (a plain or @lldiff.jit function of scalars, a
+    `lldiff.grad` / `lldiff.value_and_grad` / `lldiff.jacfwd` of one, or a `@jit_grad`
+    function) elementwise over numpy arrays and numbers, with broadcasting:
+    `vf(x, y, out=None)`. A derivative map returns what the scalar call returns, with arrays
+    in place of numbers (`out=` then takes the kernel's arrays: values first, then the
+    derivatives); `jacfwd` maps the forward-mode (jvp) code, the others the reverse. `threads` (default: the number of
     CPUs) splits the elements across native threads with the GIL released. `progress=True`
     draws a progress bar on stderr while a map runs (nothing is printed by default)."""
     from .ad import _dispatcher
@@ -32,7 +33,11 @@ def vectorize(f, threads=None, progress=False):
         raise ValueError(f"lldiff.vectorize: threads must be a positive int, got {threads!r}")
     threads = threads or os.cpu_count() or 1
     grad = getattr(f, "_lldiff_grad", None)
-    if grad is not None:  # lldiff.grad / value_and_grad of a function
+    fwd = getattr(f, "_lldiff_jacfwd", None)
+    if fwd is not None:  # lldiff.jacfwd of a function: forward mode, one tangent per argnum
+        d, nums, single = fwd
+        v = _Vectorized(d, threads, _Forward(nums, single))
+    elif grad is not None:  # lldiff.grad / value_and_grad of a function
         d, nums, single, has_aux, value = grad
         v = _Vectorized(d, threads, _Gradient(nums, single, has_aux, value))
     elif isinstance(f, JitGrad):  # (value, gradient w.r.t. every float argument)
@@ -70,6 +75,31 @@ class _Gradient:
             aux = ys[1] if len(ys) == 2 else tuple(ys[1:])
             return ((y, aux), g) if self.value else (g, aux)
         return (y, g) if self.value else g
+
+
+class _Forward(_Gradient):
+    """A vectorized `jacfwd`: the jvp kernel with one unit tangent per argnum (broadcast
+    constants), results (y..., len(nums) tangents per float y) -> jacfwd's shape."""
+
+    def __init__(self, nums, single):
+        super().__init__(nums, single, False, False)
+
+    def seeds(self, mask):
+        """The tangent inputs, in the jvp's argument order: per masked argument, one per
+        direction (the argnums, in order)."""
+        return [1.0 if j == i else 0.0 for i, m in enumerate(mask) if m for j in self.nums]
+
+    def shape(self, outs, nums, n_results, rtypes=None):
+        width = len(nums)
+        rest = iter(outs[n_results:])
+        blocks = []
+        for t in rtypes[:n_results]:
+            if not t.is_float:
+                blocks.append(None)
+                continue
+            cols = [next(rest) for _ in range(width)]
+            blocks.append(cols[0] if self.single else tuple(cols))
+        return blocks[0] if len(blocks) == 1 else tuple(blocks)
 
 
 class _Vectorized:
@@ -110,6 +140,11 @@ class _Vectorized:
             raise ValueError(f"{self.__name__}: arguments do not broadcast: {e}") from None
         if self.gradient is None:
             kernel, rtypes, errors = d._map_kernel(tuple(types))
+        elif isinstance(self.gradient, _Forward):
+            nums, mask = self.gradient.mask(types)
+            n_results = len(d._ir(tuple(types)).func.result_types)
+            kernel, rtypes, errors = d._map_kernel(tuple(types), mask, width=len(nums))
+            arrays += [np.array(s) for s in self.gradient.seeds(mask)]
         else:
             nums, mask = self.gradient.mask(types)
             n_results = len(d._ir(tuple(types)).func.result_types)
@@ -135,6 +170,8 @@ class _Vectorized:
         outs = self._outs(out, shape, dtypes)
         flats = [o.reshape(-1) for o in outs]
         self._run(kernel, n, ins, in_strides, flats, errors)
+        if isinstance(self.gradient, _Forward):
+            return self.gradient.shape(outs, nums, n_results, rtypes)
         if self.gradient is not None:
             return self.gradient.shape(outs, nums, n_results)
         if not outs:

@@ -124,6 +124,34 @@ def test_vectorized_gradients_equal_scalar_gradients():
         lldiff.vectorize(lldiff.grad(weighted, argnums=2, has_aux=True))(x, w, 3)
 
 
+def test_vectorized_forward_mode_equals_scalar_jacfwd():
+    from scipy.special import jvp as sjvp
+    f = lldiff.jit(poor_besselj)
+    z = np.linspace(0.1, 9.0, 3001)
+    d = lldiff.vectorize(lldiff.jacfwd(f, argnums=1))(2, z)
+    scalar = lldiff.jacfwd(f, argnums=1)
+    assert d.shape == z.shape
+    assert all(d[i] == scalar(2, float(z[i])) for i in range(0, len(z), 7))
+    assert np.abs(d - sjvp(2, z, 1)).max() < 1e-12
+    np.testing.assert_array_equal(
+        lldiff.vectorize(lldiff.jacfwd(f, argnums=1), threads=3)(2, z), d)
+    # two argnums, two results (one not differentiable), out=
+    x, w = np.linspace(-1, 1, 101), np.linspace(0, 2, 101)
+    (dx, dw), (ex, ew) = lldiff.vectorize(lldiff.jacfwd(weighted, argnums=(0, 1)))(x, w, 3)
+    np.testing.assert_allclose(dx, np.cos(x) * w * 3, rtol=1e-15)
+    np.testing.assert_array_equal(dw, np.sin(x) * 3)
+    np.testing.assert_array_equal(ex, 2 * x)
+    np.testing.assert_array_equal(ew, np.zeros_like(x))
+    one = lldiff.jacfwd(weighted, argnums=(0, 1))
+    assert all(one(float(x[i]), float(w[i]), 3) == ((dx[i], dw[i]), (ex[i], ew[i]))
+               for i in range(0, 101, 10))
+    out = tuple(np.empty(101) for _ in range(6))  # y0, y1, then 2 tangents per y
+    lldiff.vectorize(lldiff.jacfwd(weighted, argnums=(0, 1)))(x, w, 3, out=out)
+    np.testing.assert_array_equal(out[2], dx)
+    with pytest.raises(TypeError, match="not a float"):
+        lldiff.vectorize(lldiff.jacfwd(weighted, argnums=2))(x, w, 3)
+
+
 def test_progress_bar_only_when_asked(capsys):
     z = np.linspace(0.1, 5, 50_000)
     lldiff.vectorize(poor_besselj)(1, z)
