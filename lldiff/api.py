@@ -406,6 +406,38 @@ class Dispatcher:
                     self._compile(d, fallback or _no_fallback(self.__name__, kind))
         return d
 
+    # --- ahead of the first call ---------------------------------------------------------
+
+    def compile(self, signatures, progress=False):
+        """Compile one specialization per signature now, instead of at the first call with
+        those types: each signature is a tuple of example arguments, or of the types float,
+        int and bool (arrays: an example array). With cache=True, entries already on disk
+        are loaded instead. `progress=True` draws a progress bar on stderr while compiling
+        (nothing is printed by default). Returns self.
+
+            f.compile([(float, float), (float, int)], progress=True)
+        """
+        sigs = [tuple(s) if isinstance(s, (tuple, list)) else (s,) for s in signatures]
+        from .progress import Bar
+        bar = Bar(f"compile {self.__name__}", len(sigs)) if progress else None
+        try:
+            for sig in sigs:
+                example = [{float: 1.0, int: 1, bool: True}.get(v, v) if isinstance(v, type)
+                           else v for v in sig]
+                self._ready(self._bind(example, {}))
+                if bar is not None:
+                    bar.add(1)
+        finally:
+            if bar is not None:
+                bar.close()
+        return self
+
+    def _ready(self, values):
+        """Compile (or load) what a call with these bound arguments runs."""
+        if self.cache and self._cached(values, ("primal",)) is not None:
+            return
+        self._native(tuple(self._arg_type(name, v) for name, v in values))
+
     # --- inspection ---------------------------------------------------------------------
 
     def inspect(self, stage="ir", *args):
@@ -493,9 +525,7 @@ class JitGrad(Dispatcher):
         values = self._bind(args, kwargs)
         hit = None
         if self.cache:  # a disk-cache entry, before any IR is built
-            np = _numpy()
-            mask = tuple(type(v) is float or np is not None and type(v) is np.ndarray and
-                         v.dtype.kind == "f" for _, v in values)
+            mask = _grad_mask(values)
             if any(mask):
                 hit = self._cached(values, ("grad", mask, 1, (True,)))
         if hit is not None:
@@ -524,6 +554,13 @@ class JitGrad(Dispatcher):
         return out[0], (grads[order[0]] if len(order) == 1 else
                         tuple(grads[i] for i in order))
 
+    def _ready(self, values):
+        mask = _grad_mask(values)
+        if self.cache and any(mask) and \
+                self._cached(values, ("grad", mask, 1, (True,))) is not None:
+            return
+        self._grad_spec(tuple(self._arg_type(name, v) for name, v in values), values)
+
     def _grad_spec(self, types, values):
         mask = [t.is_float or t.is_memref and t.elem.is_float for t in types]
         if not any(mask):
@@ -541,6 +578,14 @@ class JitGrad(Dispatcher):
                 not any(t.is_memref for t in types):
             cls.__call__ = d.entry  # the fast path: a builtin, not a Python method
         return d
+
+
+def _grad_mask(values):
+    """Which bound arguments @jit_grad differentiates, from the values: floats and float
+    arrays (as the disk cache keys the gradient before any IR is built)."""
+    np = _numpy()
+    return tuple(type(v) is float or np is not None and type(v) is np.ndarray and
+                 v.dtype.kind == "f" for _, v in values)
 
 
 def _report_timing(name, spec):

@@ -13,6 +13,8 @@ import builtins
 import os
 import threading
 
+from .progress import Bar
+
 __all__ = ["vectorize"]
 
 _MIN_CHUNK = 4096  # elements per thread below which one thread does the whole map
@@ -209,7 +211,7 @@ class _Vectorized:
             if status:
                 failures.append((failed.value, status))
 
-        bar = _Bar(self.__name__, n) if self.progress else None
+        bar = Bar(self.__name__, n) if self.progress else None
         if threads == 1 and bar is None:
             run(0, n)
         else:
@@ -241,35 +243,3 @@ class _Vectorized:
             exc, msg = errors[status - 1] if 0 < status <= len(errors) else \
                 ("SystemError", "unknown error status from native code")
             raise getattr(builtins, exc)(msg)
-
-
-class _Bar:
-    """A tqdm-style progress bar on stderr: `name: 45%|####      | 450000/1000000 [0.3s]`."""
-
-    def __init__(self, name, total, width=30):
-        import sys
-        import time
-        self.name, self.total, self.width = name, total, width
-        self.done = 0
-        self.lock = threading.Lock()
-        self.t0 = time.perf_counter()
-        self.out = sys.stderr
-        self.draw()
-
-    def add(self, k):
-        with self.lock:
-            self.done += k
-            self.draw()
-
-    def draw(self):
-        import time
-        frac = self.done / self.total if self.total else 1.0
-        fill = int(frac * self.width)
-        bar = "#" * fill + " " * (self.width - fill)
-        self.out.write(f"\r{self.name}: {frac * 100:3.0f}%|{bar}| {self.done}/{self.total} "
-                       f"[{time.perf_counter() - self.t0:.1f}s]")
-        self.out.flush()
-
-    def close(self):
-        self.out.write("\n")
-        self.out.flush()

@@ -160,3 +160,15 @@ def test_progress_bar_only_when_asked(capsys):
     err = capsys.readouterr().err
     assert "vectorize(poor_besselj): 100%" in err and "50000/50000" in err
     np.testing.assert_array_equal(y, lldiff.vectorize(poor_besselj)(1, z))
+
+
+def test_compile_ahead_with_progress(capsys):
+    f = lldiff.jit(two_results)
+    assert f.compile([(float, int), (1, 2)]) is f
+    assert capsys.readouterr().err == ""
+    assert len(f.signatures) == 2
+    g = lldiff.jit_grad(poor_besselj)
+    g.compile([(2, float), (2, 0.5)], progress=True)
+    err = capsys.readouterr().err
+    assert "compile poor_besselj: 100%" in err and "2/2" in err
+    assert g(2, 0.5) == lldiff.value_and_grad(poor_besselj, argnums=1)(2, 0.5)
