@@ -26,9 +26,10 @@ def vectorize(f, threads=None, progress=False):
     function) elementwise over numpy arrays and numbers, with broadcasting:
     `vf(x, y, out=None)`. A derivative map returns what the scalar call returns, with arrays
     in place of numbers (`out=` then takes the kernel's arrays: values first, then the
-    derivatives); `jacfwd` maps the forward-mode (jvp) code, the others the reverse. `threads` (default: the number of
-    CPUs) splits the elements across native threads with the GIL released. `progress=True`
-    draws a progress bar on stderr while a map runs (nothing is printed by default)."""
+    derivatives); `jacfwd` maps the forward-mode (jvp) code, the others the reverse.
+    `threads` (default: the number of CPUs) splits the elements across native threads with
+    the GIL released. `progress=True` draws a progress bar on stderr while a map runs
+    (nothing is printed by default)."""
     from .ad import _dispatcher
     from .api import JitGrad
     if threads is not None and (not isinstance(threads, int) or threads < 1):

@@ -1,23 +1,26 @@
 """The disk cache of compiled code (`@lldiff.jit(cache=True)`): object files keyed by what
 produced them, loaded by later processes instead of compiling.
 
-An entry is one file, `<dir>/<name>-<BLAKE2b of the key>.lldc`:
+An entry is one file, `<dir>/<name>-<64-bit hash of the key>.lldc`:
 
-    b"LLDIFFC2" | BLAKE2b-256 of the rest | u32 length of the header | header | object file
+    b"LLDIFFC3" | u32 CRC-32 of the rest | u32 length of the header | header | object file
 
 The header (`marshal`: no import, and the key pins the Python version) holds the full key text
 (a hash collision or an entry for something else is a miss) and the caller's metadata; the
-digest covers header and object, so a truncated or corrupted entry is a miss, never
-executed. Writers write a private temporary file in the same
-directory and `os.replace` it into place, which is atomic: concurrent processes storing the
-same entry each install a complete file, and readers see the old one or the new one.
+checksum covers header and object, so a truncated or corrupted entry is a miss, never
+executed. (CRC-32 detects accidental damage, which is the failure to guard against: anyone
+who can write the cache directory could as well write a valid digest of any kind. zlib is
+loaded at interpreter start-up; hashlib would cost ~5 ms to import, BLAKE2 ~0.5 ms.)
+Writers write a private temporary file in the same directory and `os.replace` it into place,
+which is atomic: concurrent processes storing the same entry each install a complete file,
+and readers see the old one or the new one.
 
 The key is the caller's description of the function (source, dependencies, signature,
 transformation, options) plus `environment()`: the compiler (lldiff's version and the size and
 mtime of each of its source files, so an edited compiler never reuses old code), llvmlite's
 version, the Python version, and the host (machine, OS, CPU model and feature flags, which
 the code was optimized for). Computing it must stay cheap (a cache hit costs ~1-2 ms in all):
-no llvmlite.binding, no hashlib or json, no hashing of large files. Must not know about
+no llvmlite.binding, no hashlib, json or mmap, no hashing of large files. Must not know about
 lldiff's IR.
 """
 
@@ -25,15 +28,11 @@ import marshal
 import os
 import struct
 import sys
-
-try:  # hashlib itself costs ~5 ms to import (OpenSSL); the built-in BLAKE2 module ~0.5 ms
-    from _blake2 import blake2b as _blake2b
-except ImportError:  # pragma: no cover
-    from hashlib import blake2b as _blake2b
+import zlib
 
 __all__ = ["cache_dir", "environment", "load", "store", "stats"]
 
-MAGIC = b"LLDIFFC2"
+MAGIC = b"LLDIFFC3"
 _env = None
 stats = {"hits": 0, "misses": 0, "rejected": 0, "stored": 0}  # this process's counts
 
@@ -63,7 +62,7 @@ def environment():
                     if f.endswith(".py"):
                         st = os.stat(os.path.join(d, f))
                         files.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
-        compiler = _digest("\n".join(files).encode(), 8)
+        compiler = _digest("\n".join(files).encode())
         _env = "\n".join([
             f"lldiff {sys.modules['lldiff'].__version__} {compiler}",
             f"llvmlite {llvmlite.__version__}",
@@ -89,7 +88,7 @@ def _cpu():
                 elif not line.strip() and (model or flags):
                     break  # the first processor is enough
             if model or flags:
-                return f"{model} [{_digest(flags.encode(), 8)}]"
+                return f"{model} [{_digest(flags.encode())}]"
     except OSError:
         pass
     from . import get_engine
@@ -97,12 +96,13 @@ def _cpu():
     return f"{e.cpu} {e.features}"
 
 
-def _digest(data, size=32):
-    return _blake2b(data, digest_size=size).hexdigest()
+def _digest(data):
+    """64 bits of hash, as hex: CRC-32 and Adler-32 side by side."""
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
 def _path(name, key):
-    digest = _digest(key.encode(), 16)
+    digest = _digest(key.encode())
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:64]
     return os.path.join(cache_dir(), f"{safe}-{digest}.lldc")
 
@@ -120,11 +120,11 @@ def load(name, key):
     try:
         if blob[:8] != MAGIC:
             raise ValueError("bad magic")
-        if _blake2b(blob[40:], digest_size=32).digest() != blob[8:40]:
+        (crc, n) = struct.unpack_from("<II", blob, 8)
+        if zlib.crc32(memoryview(blob)[12:]) != crc:
             raise ValueError("checksum")
-        (n,) = struct.unpack_from("<I", blob, 40)
-        header = marshal.loads(blob[44:44 + n])
-        obj = blob[44 + n:]
+        header = marshal.loads(blob[16:16 + n])
+        obj = blob[16 + n:]
         if header["key"] != key:
             raise ValueError("another key")
     except (ValueError, KeyError, TypeError, EOFError, struct.error):
@@ -141,7 +141,7 @@ def store(name, key, meta, obj):
     import tempfile
     header = marshal.dumps({"key": key, "meta": meta})
     rest = struct.pack("<I", len(header)) + header + obj
-    blob = MAGIC + _blake2b(rest, digest_size=32).digest() + rest
+    blob = MAGIC + struct.pack("<I", zlib.crc32(rest)) + rest
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))

@@ -19,7 +19,7 @@ llvmlite.binding or know what the code does.
 """
 
 import ctypes
-import mmap
+import os
 import struct
 import sys
 
@@ -52,7 +52,10 @@ _SHN_UNDEF, _SHN_LORESERVE, _SHN_ABS, _SHN_COMMON = 0, 0xff00, 0xfff1, 0xfff2
 _R_NONE, _R_64, _R_PC32, _R_PLT32, _R_GOTPCREL, _R_PC64 = 0, 1, 2, 4, 9, 24
 _R_GOTPCRELX, _R_REX_GOTPCRELX = 41, 42
 _STUB = 16  # jmp *0(%rip); .quad target; 2 bytes of padding
-_PAGE = mmap.PAGESIZE
+# Linux's mmap/mprotect flags (the mmap module would cost an import on the cache-hit path)
+_PROT_READ, _PROT_WRITE, _PROT_EXEC = 1, 2, 4
+_MAP_PRIVATE, _MAP_ANONYMOUS = 0x02, 0x20
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _libc = None
 _process = None
 _found = {}
@@ -60,7 +63,6 @@ _found = {}
 
 def supported():
     """Whether this process can use the loader (x86-64 Linux with a usable libc)."""
-    import os
     return sys.platform.startswith("linux") and os.uname().machine == "x86_64" and _init()
 
 
@@ -85,12 +87,19 @@ def _process_symbol(name):
     got = _found.get(name)
     if got is None:
         try:
-            got = ctypes.cast(_process[name], ctypes.c_void_p).value
-        except AttributeError:
+            got = _dlsym(_process._handle, name)
+        except (AttributeError, OSError):
             raise UnsupportedObject(f"undefined symbol {name!r} is not in this process") \
                 from None
         _found[name] = got
     return got
+
+
+try:  # dlsym itself: an address, without making a ctypes function object per symbol
+    from _ctypes import dlsym as _dlsym
+except ImportError:  # pragma: no cover
+    def _dlsym(handle, name):
+        return ctypes.cast(_process[name], ctypes.c_void_p).value
 
 
 def _align(n, a):
@@ -172,8 +181,8 @@ def load_object(data, exports, resolve=None):
             const_span = (starts, ends)
     size = max(_align(pos, _PAGE), _PAGE)
 
-    base = _libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE,
-                      mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    base = _libc.mmap(None, size, _PROT_READ | _PROT_WRITE, _MAP_PRIVATE | _MAP_ANONYMOUS, -1,
+                      0)
     if base in (None, ctypes.c_void_p(-1).value):
         raise MemoryError("lldiff: cannot map memory for cached code")
     image = Image({}, base, size)  # unmaps on failure below
@@ -233,8 +242,7 @@ def load_object(data, exports, resolve=None):
             struct.pack_into("<i", buf, at, v)
 
     ctypes.memmove(base, bytes(buf), size)
-    exe = mmap.PROT_READ | mmap.PROT_EXEC
-    for (lo, hi), prot in ((code_span, exe), (const_span, mmap.PROT_READ)):
+    for (lo, hi), prot in ((code_span, _PROT_READ | _PROT_EXEC), (const_span, _PROT_READ)):
         lo, hi = _align(lo, _PAGE), _align(hi, _PAGE)
         if hi > lo and _libc.mprotect(base + lo, hi - lo, prot) != 0:
             raise OSError(ctypes.get_errno(), "lldiff: mprotect failed for cached code")
