@@ -71,27 +71,19 @@ class Engine:
         """Optimize and JIT `text`; return a Library with the addresses of `exports`.
         `imports` binds external symbols to addresses; `timings` (a dict) gets the seconds of
         llvm-parse, llvm-opt and jit."""
+        mod = self._optimized(text, level, timings)
         t0 = time.perf_counter()
-        mod = self.parse(text)
-        t1 = time.perf_counter()
-        mod = self.optimize(mod, level)
-        t2 = time.perf_counter()
         lib = self._link(lambda b: b.add_ir(str(mod)), exports, imports)
         if timings is not None:
-            timings["llvm-parse"] = t1 - t0
-            timings["llvm-opt"] = t2 - t1
-            timings["jit"] = time.perf_counter() - t2
+            timings["jit"] = time.perf_counter() - t0
         return lib
 
     def emit_object(self, text, level, timings=None):
         """Optimize `text` and return it as an ELF/Mach-O/COFF object file (bytes) of
         position-independent code with the small code model: what the disk cache stores and
         runtime/objload.py loads. `timings` as `compile` ("object" for the code generation)."""
+        mod = self._optimized(text, level, timings)
         t0 = time.perf_counter()
-        mod = self.parse(text)
-        t1 = time.perf_counter()
-        mod = self.optimize(mod, level)
-        t2 = time.perf_counter()
         with _lock:
             if self.tm_pic is None:
                 target = self.llvm.Target.from_triple(self.triple)
@@ -99,10 +91,18 @@ class Engine:
                     cpu=self.cpu, features=self.features, opt=3, reloc="pic", codemodel="small")
             obj = self.tm_pic.emit_object(mod)
         if timings is not None:
-            timings["llvm-parse"] = t1 - t0
-            timings["llvm-opt"] = t2 - t1
-            timings["object"] = time.perf_counter() - t2
+            timings["object"] = time.perf_counter() - t0
         return obj
+
+    def _optimized(self, text, level, timings):
+        t0 = time.perf_counter()
+        mod = self.parse(text)
+        t1 = time.perf_counter()
+        mod = self.optimize(mod, level)
+        if timings is not None:
+            timings["llvm-parse"] = t1 - t0
+            timings["llvm-opt"] = time.perf_counter() - t1
+        return mod
 
     def load_object(self, data, exports, imports=None):
         """Link object file bytes (from `emit_object`) into the JIT: the loader for objects
