@@ -168,7 +168,7 @@ def _describe_function(fn, seen):
         else:
             continue  # a builtin or an attribute name
         deps.append(f"{name}={_describe(v, names, seen)}")
-    return (f"{fn.__module__}.{fn.__qualname__} line {first}\n{text}\n" +
+    return (f"{fn.__module__}.{fn.__qualname__} {code.co_filename}:{first}\n{text}\n" +
             "\n".join(deps))
 
 

@@ -124,9 +124,13 @@ def load_object(data, exports, resolve=None):
              for i in range(e_shnum)]
     strtab_off = shdrs[e_shstrndx][4]
 
+    raw = bytes(data)
+
     def cstr(off):
-        end = bytes(data[off:off + 256]).index(b"\0")
-        return bytes(data[off:off + end]).decode()
+        end = raw.find(b"\0", off)
+        if end < 0:
+            raise UnsupportedObject("unterminated name")
+        return raw[off:end].decode()
 
     # layout: [code][stubs] | [constants][GOT] | [writable data], each group page-aligned
     groups = ([], [], [])
