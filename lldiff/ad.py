@@ -12,7 +12,7 @@ tangent: pass None or 0 for it (JAX's float0). An int or bool result's tangent i
 import numbers
 import weakref
 
-from .api import Dispatcher, _check_arrays, jit
+from .api import Dispatcher, _arrays_ok, _check_arrays, _numpy, _plan_key, jit
 
 __all__ = ["jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev"]
 
@@ -172,8 +172,14 @@ def jacfwd(f, argnums=0):
     """
     d = _dispatcher(f, "jacfwd")
     nums, single = _argnums(argnums, "jacfwd")
+    plans = {}  # numbers only: _plan_key -> a call repeating the one sweep
 
     def jac(*args, **kwargs):
+        key = None if kwargs else _plan_key(args)
+        if key is not None:
+            plan = plans.get(key)
+            if plan is not None:
+                return plan(args)
         values = d._bind(args, kwargs)
         types = tuple(d._arg_type(name, v) for name, v in values)
         _check_argnums(d, "jacfwd", values, types, nums)
@@ -205,6 +211,9 @@ def jacfwd(f, argnums=0):
                         tangents.append(1.0 if j == i else 0.0)
             spec = d._derived(types, "jvp", mask, width)
             _check_arrays(d.__name__, values, spec.func.attrs.get("writes", ()))
+            if key is not None and len(dirs) == width and len(args) == len(values) and \
+                    not any(t.is_memref for t in types):
+                plans[key] = _jacfwd_plan(spec.entry, tangents, rtypes, width, single)
             out = spec.entry(*_fresh(saved, types), *tangents)
             _, dys = _split(out, rtypes, width)
             for k, t in enumerate(dys):
@@ -236,6 +245,17 @@ def jacfwd(f, argnums=0):
     jac._lldiff_jacfwd = (d, nums, single)  # for lldiff.vectorize
     jac.__doc__ = f"Jacobian of {d.__name__} w.r.t. argnums={argnums!r} by forward mode."
     return jac
+
+
+def _jacfwd_plan(entry, tangents, rtypes, width, single):
+    """jacfwd's one sweep for arguments that are all numbers, without the checks."""
+    def plan(args):
+        _, dys = _split(entry(*args, *tangents), rtypes, width)
+        blocks = [None if t is None else t[0] if single else tuple(t) for t in dys]
+        if not blocks:
+            return None
+        return blocks[0] if len(blocks) == 1 else tuple(blocks)
+    return plan
 
 
 def _argnums(argnums, who):
@@ -291,8 +311,17 @@ def _np():
     return numpy
 
 
-def _grad_call(d, who, nums, has_aux, args, kwargs):
-    """One native reverse sweep: (value, aux or None, gradients in argnums order)."""
+def _grad_call(d, who, nums, has_aux, args, kwargs, plans=None):
+    """One native reverse sweep: (value, aux or None, gradients in argnums order). `plans`
+    (a dict) remembers, per `_plan_key`, a plan that repeats such a call without the checks
+    it passed."""
+    if plans is not None and not kwargs:
+        key = _plan_key(args)
+        plan = plans.get(key)
+        if plan is not None:
+            out = plan(args)
+            if out is not _SLOW:
+                return out
     values = d._bind(args, kwargs)
     types = tuple(d._arg_type(name, v) for name, v in values)
     _check_argnums(d, who, values, types, nums)
@@ -307,20 +336,42 @@ def _grad_call(d, who, nums, has_aux, args, kwargs):
     mask = [i in nums for i in range(len(values))]
     seeded = [i == 0 for i in range(len(rtypes))]
     spec = d._derived(types, "grad", mask, seeded=seeded)
-    _check_arrays(d.__name__, values, spec.func.attrs.get("writes", ()))
+    writes = spec.func.attrs.get("writes", ())
+    _check_arrays(d.__name__, values, writes)
     arrays = sorted(k for k in nums if types[k].is_memref)
     scalars = sorted(k for k in nums if not types[k].is_memref)
-    shadows = [_np().zeros(values[k][1].shape, values[k][1].dtype) for k in arrays]
-    out = spec.entry(*[_canonical(v) for _, v in values], *shadows)
-    n = len(rtypes)
-    if not isinstance(out, tuple):
-        out = (out,)
-    by_arg = dict(zip(scalars, out[n] if len(scalars) > 1 else out[n:]))
-    by_arg.update(zip(arrays, shadows))
-    aux = None
-    if has_aux:
-        aux = out[1] if n == 2 else tuple(out[1:n])
-    return out[0], aux, [by_arg[k] for k in nums]
+    n, entry = len(rtypes), spec.entry
+    order = [scalars.index(k) for k in nums if k in scalars]
+
+    def scalars_only(args):  # the common case, kept short: (value, g) or (value, (g...))
+        out = entry(*args)
+        g = out[1] if len(order) == 1 else [out[1][i] for i in order]
+        return out[0], None, [g] if len(order) == 1 else g
+
+    def call(args):
+        np = _numpy()
+        shadows = [np.zeros(args[k].shape, args[k].dtype) for k in arrays]
+        out = entry(*args, *shadows)
+        if not isinstance(out, tuple):
+            out = (out,)
+        by_arg = dict(zip(scalars, out[n] if len(scalars) > 1 else out[n:]))
+        by_arg.update(zip(arrays, shadows))
+        aux = None
+        if has_aux:
+            aux = out[1] if n == 2 else tuple(out[1:n])
+        return out[0], aux, [by_arg[k] for k in nums]
+
+    if plans is not None and not kwargs and len(args) == len(values):
+        key = _plan_key(args)
+        if key is not None:
+            checked = [k for k, t in enumerate(types) if t.is_memref]
+
+            def plan(args):
+                if not _arrays_ok(args, checked, writes):
+                    return _SLOW
+                return call(args)
+            plans[key] = plan if checked else scalars_only if not arrays and n == 1 else call
+    return call([_canonical(v) for _, v in values])
 
 
 def grad(f, argnums=0, has_aux=False):
@@ -333,8 +384,10 @@ def grad(f, argnums=0, has_aux=False):
     d = _dispatcher(f, "grad")
     nums, single = _argnums(argnums, "grad")
 
+    plans = {}
+
     def g(*args, **kwargs):
-        _, aux, gs = _grad_call(d, "grad", nums, has_aux, args, kwargs)
+        _, aux, gs = _grad_call(d, "grad", nums, has_aux, args, kwargs, plans)
         out = gs[0] if single else tuple(gs)
         return (out, aux) if has_aux else out
 
@@ -348,8 +401,10 @@ def value_and_grad(f, argnums=0, has_aux=False):
     d = _dispatcher(f, "value_and_grad")
     nums, single = _argnums(argnums, "value_and_grad")
 
+    plans = {}
+
     def vg(*args, **kwargs):
-        y, aux, gs = _grad_call(d, "value_and_grad", nums, has_aux, args, kwargs)
+        y, aux, gs = _grad_call(d, "value_and_grad", nums, has_aux, args, kwargs, plans)
         out = gs[0] if single else tuple(gs)
         return ((y, aux) if has_aux else y), out
 

@@ -9,6 +9,7 @@ arguments like Python, specializes and calls.
 
 import inspect as _inspect
 import os
+import sys
 import threading
 import time
 
@@ -522,6 +523,11 @@ class JitGrad(Dispatcher):
         return f"<lldiff.jit_grad {self.py_func.__qualname__}>"
 
     def _dispatch(self, *args, **kwargs):
+        key = None if kwargs else _plan_key(args)
+        if key is not None:  # a call like an earlier one (arrays: the first-call checks done)
+            plan = self._plans.get(("jit_grad",) + key)
+            if plan is not None and _arrays_ok(args, plan[1], plan[2]):
+                return plan[0](args)
         values = self._bind(args, kwargs)
         hit = None
         if self.cache:  # a disk-cache entry, before any IR is built
@@ -542,17 +548,23 @@ class JitGrad(Dispatcher):
         _check_arrays(self.__name__, values, writes)
         if not arrays:
             return entry(*[v for _, v in values])
-        # float arrays: their gradients accumulate into zero arrays made here
-        np = _numpy()
-        shadows = {i: np.zeros(values[i][1].shape, values[i][1].dtype) for i in arrays}
-        out = entry(*[v for _, v in values], *shadows.values())
-        out = out if isinstance(out, tuple) else (out,)
-        rest = out[1] if len(scalars) > 1 else out[1:]
-        grads = dict(zip(scalars, rest))
-        grads.update(shadows)
-        order = sorted(grads)
-        return out[0], (grads[order[0]] if len(order) == 1 else
-                        tuple(grads[i] for i in order))
+
+        def call(args):  # float arrays: their gradients accumulate into zero arrays made here
+            np = _numpy()
+            shadows = {i: np.zeros(args[i].shape, args[i].dtype) for i in arrays}
+            out = entry(*args, *shadows.values())
+            out = out if isinstance(out, tuple) else (out,)
+            rest = out[1] if len(scalars) > 1 else out[1:]
+            grads = dict(zip(scalars, rest))
+            grads.update(shadows)
+            order = sorted(grads)
+            return out[0], (grads[order[0]] if len(order) == 1 else
+                            tuple(grads[i] for i in order))
+
+        if key is not None and len(args) == len(values):
+            checked = [i for i, (_, v) in enumerate(values) if type(v) is _numpy().ndarray]
+            self._plans[("jit_grad",) + key] = (call, checked, writes)
+        return call([v for _, v in values])
 
     def _ready(self, values):
         mask = _grad_mask(values)
@@ -578,6 +590,34 @@ class JitGrad(Dispatcher):
                 not any(t.is_memref for t in types):
             cls.__call__ = d.entry  # the fast path: a builtin, not a Python method
         return d
+
+
+def _plan_key(args):
+    """The key of a call plan: per argument, the exact type of a number, or (dtype, rank,
+    layout) of a plain numpy array -- what selects the specialization; None for anything
+    else (such calls take the slow path)."""
+    np = _numpy()
+    key = []
+    for a in args:
+        t = type(a)
+        if t is float or t is int or t is bool:
+            key.append(t)
+        elif np is not None and t is np.ndarray:
+            key.append((a.dtype, a.ndim, a.flags.c_contiguous))  # (dtypes of other byte
+            # orders compare unequal)
+        else:
+            return None
+    return tuple(key)
+
+
+def _arrays_ok(args, indices, writes):
+    """The entry point's own array checks (alignment, writeable if written), done first so
+    that a failing call goes to the slow path, which raises the clear error."""
+    for k in indices:
+        fl = args[k].flags
+        if not fl.aligned or k in writes and not fl.writeable:
+            return False
+    return True
 
 
 def _grad_mask(values):
@@ -688,5 +728,4 @@ def _pythonize(values, types):
 
 
 def _numpy():
-    import sys
     return sys.modules.get("numpy")

@@ -433,3 +433,65 @@ def test_loops_that_only_store_are_reversed():
     assert lldiff.jvp(fill_then_sum_squares, (x.copy(), 0.5), (None, 1.0))[1] == 3.0
     gx, gc = lldiff.grad(fill_then_sum_squares, argnums=(0, 1))(x.copy(), 0.5)
     np.testing.assert_array_equal(gx, np.zeros(4))  # every cell is overwritten
+
+
+def _writes_then_sums(x, w):
+    for i in range(x.shape[0]):
+        x[i] = x[i] * w
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += x[i] * x[i]
+    return s
+
+
+def test_repeated_calls_take_the_planned_path_with_the_same_checks():
+    """Later calls with the same argument kinds skip the checks the first call passed (call
+    plans); what they must still catch, they send to the slow path, which raises."""
+    w = 1.5
+    g = lldiff.grad(_writes_then_sums, argnums=(1, 0))
+    vg = lldiff.value_and_grad(_writes_then_sums, argnums=1)
+    jg = lldiff.jit_grad(_writes_then_sums)
+    for _ in range(3):  # first call: slow path and plan; then the plan
+        x = np.linspace(0.5, 2.0, 7)
+        gw, gx = g(x.copy(), w)
+        np.testing.assert_allclose(gx, 2 * x * w * w, rtol=1e-15)
+        assert gw == pytest.approx(2 * w * np.sum(x * x), rel=1e-14)
+        y, gw2 = vg(x.copy(), w)
+        assert y == pytest.approx(w * w * np.sum(x * x), rel=1e-14) and gw2 == gw
+        y3, (gx3, gw3) = jg(x.copy(), w)
+        assert y3 == y and gw3 == gw
+        np.testing.assert_array_equal(gx3, gx)
+    ro = np.linspace(0.5, 2.0, 7)
+    ro.flags.writeable = False
+    for fn in (g, vg, jg):
+        with pytest.raises(ValueError, match="argument 'x' is read-only"):
+            fn(ro, w)
+    strided = np.linspace(0.5, 2.0, 13)[::2]  # another layout: another specialization
+    contiguous = np.ascontiguousarray(strided)
+    ys, (gxs, gws) = jg(strided, w)
+    yc, (gxc, gwc) = jg(contiguous, w)
+    assert ys == yc and gws == gwc
+    np.testing.assert_array_equal(gxs, gxc)
+    f32 = np.linspace(0.5, 2.0, 7).astype(np.float32)
+    gw4, gx4 = g(f32, w)
+    assert gx4.dtype == np.float32 and gw4 == pytest.approx(gw, rel=1e-6)
+
+
+def test_planned_scalar_calls_equal_first_calls():
+    def f(a, n, b):
+        return a * math.sin(b) ** n, a + b
+    jac = lldiff.jacfwd(f, argnums=(2, 0))
+    g = lldiff.grad(lambda_free_first, argnums=(2, 0))
+    first = [jac(1.25, 3, 0.5), g(1.25, 3, 0.5)]
+    again = [jac(1.25, 3, 0.5), g(1.25, 3, 0.5)]
+    assert first == again
+    (db, da), (eb, ea) = first[0]
+    want = (1.25 * 3 * math.sin(0.5) ** 2 * math.cos(0.5), math.sin(0.5) ** 3)
+    assert (db, da) == pytest.approx(want, rel=1e-15) and (eb, ea) == (1.0, 1.0)
+    assert jac(1.25, 2, 0.5)[0][1] == pytest.approx(math.sin(0.5) ** 2, rel=1e-15)  # plan
+    assert jac(1.25, 2.0, 0.5)[0][1] == pytest.approx(math.sin(0.5) ** 2, rel=1e-15)  # new
+    assert first[1] == (db, da)
+
+
+def lambda_free_first(a, n, b):
+    return a * math.sin(b) ** n
