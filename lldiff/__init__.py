@@ -8,14 +8,14 @@ from .errors import CompileError, LLDiffError
 
 __version__ = "0.1.0"
 __all__ = ["jit", "jit_grad", "jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev",
-           "vectorize", "CompileError", "LLDiffError", "__version__"]
+           "hessian", "vectorize", "CompileError", "LLDiffError", "__version__"]
 
 
 def __getattr__(name):
     if name in ("jit", "jit_grad"):
         from . import api
         value = getattr(api, name)
-    elif name in ("jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev"):
+    elif name in ("jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev", "hessian"):
         from . import ad
         value = getattr(ad, name)
     elif name == "vectorize":

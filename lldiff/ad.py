@@ -14,7 +14,7 @@ import weakref
 
 from .api import Dispatcher, _arrays_ok, _check_arrays, _numpy, _plan_key, jit
 
-__all__ = ["jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev"]
+__all__ = ["jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev", "hessian"]
 
 _auto = weakref.WeakKeyDictionary()  # plain Python function -> its jit dispatcher
 
@@ -417,6 +417,53 @@ def _named(fn, who, d, argnums):
     fn.__qualname__ = fn.__name__
     fn.__doc__ = f"{who} of {d.__name__} w.r.t. argnums={argnums!r} by reverse mode."
     return fn
+
+
+def hessian(f, argnums=0):
+    """The Hessian of a float-valued `f` w.r.t. its float arguments `argnums`, as
+    `jax.hessian`: forward over reverse, one native call -- the jvp pass run on the reverse
+    sweep the vjp pass made (passes/jvp.py differentiates its tape too), carrying one tangent
+    direction per argnum.
+
+    Returns a function of the same arguments whose value is d2f/dx2 for an int `argnums`, and
+    for a tuple a tuple of rows, H[a][b] = d2f / dx_a dx_b in argnums order.
+    """
+    d = _dispatcher(f, "hessian")
+    nums, single = _argnums(argnums, "hessian")
+    plans = {}
+
+    def hess(*args, **kwargs):
+        key = None if kwargs else _plan_key(args)
+        plan = plans.get(key) if key is not None else None
+        if plan is not None:
+            return plan(args)
+        values = d._bind(args, kwargs)
+        types = tuple(d._arg_type(name, v) for name, v in values)
+        _check_argnums(d, "hessian", values, types, nums, arrays=False)
+        rtypes = d._ir(types).func.result_types
+        if len(rtypes) != 1 or not rtypes[0].is_float:
+            got = " and ".join(str(t) for t in rtypes) or "nothing"
+            raise TypeError(f"lldiff.hessian: {d.__name__} must return one float; it returns "
+                            f"{got}")
+        mask = [i in nums for i in range(len(values))]
+        width = len(nums)
+        spec = d._derived(types, "hvp", mask, width, seeded=(True,))
+        # W unit tangents per differentiated argument, in argument order
+        tangents = [1.0 if j == i else 0.0 for i in range(len(values)) if mask[i]
+                    for j in nums]
+        srt = sorted(nums)  # the gradient's results come in argument order
+        base = (1 + width) + width  # y and the gradient, then y's W tangents
+
+        def run(args):
+            out = spec.entry(*args, *tangents)
+            rows = [tuple(out[base + width * srt.index(a) + j] for j in range(width))
+                    for a in nums]
+            return rows[0][0] if single else tuple(rows)
+        if key is not None and len(args) == len(values):
+            plans[key] = run
+        return run([_canonical(v) for _, v in values])
+
+    return _named(hess, "hessian", d, argnums)
 
 
 def vjp(f, *primals):

@@ -352,7 +352,8 @@ class Dispatcher:
         """The specialization of a derivative of this function, differentiating the arguments
         whose `mask` flag is set: kind "jvp" (carrying `width` tangent directions), "vjp"
         (seeds as arguments; with `seeded`, results not flagged get no adjoint code) or "grad"
-        (the vjp with the float results whose `seeded` flag is set seeded with 1.0)."""
+        (the vjp with the float results whose `seeded` flag is set seeded with 1.0) or "hvp"
+        (the jvp, `width` directions, of that "grad": forward over reverse, for Hessians)."""
         types, mask = tuple(types), tuple(bool(m) for m in mask)
         seeded = None if seeded is None else tuple(bool(s) for s in seeded)
         key = (types, kind, mask, width, seeded)
@@ -374,6 +375,10 @@ class Dispatcher:
                 name = vjp_func(module, primal.symbol, mask, seeded)
             elif kind == "grad" and width == 1:
                 name = grad_func(module, primal.symbol, mask, seeded)
+            elif kind == "hvp":  # forward over reverse: the jvp of the gradient
+                g = grad_func(module, primal.symbol, mask, seeded)
+                gmask = mask + (False,) * (len(module[g].args) - len(mask))
+                name = jvp_func(module, g, gmask, width)
             else:
                 raise ValueError(f"unknown derivative kind {kind!r}")
             d = _Specialization(types, name)

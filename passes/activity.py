@@ -41,6 +41,10 @@ class Activity:
         self._memo = {} if _memo is None else _memo
         self.varied = {}  # value -> reason: ("arg",) | (op, source value)
         self.useful = {}  # value -> reason: ("result", i) | (op, destination value)
+        # reverse-mode tapes (ad.push/ad.pop of tape k) are memory too: a tape that records a
+        # varied value gives varied pops; a pop that is useful makes the pushes useful
+        self.varied_tapes = {}  # tape id -> a varied value pushed
+        self.useful_tapes = {}  # tape id -> a useful value popped
         for a, on in zip(func.args, active_args):
             if on and differentiable(a.type):
                 self.varied[a] = ("arg",)
@@ -49,6 +53,11 @@ class Activity:
 
     def active(self, v):
         return v in self.varied and v in self.useful and v.type.is_float
+
+    def active_tape(self, k):
+        """Whether tape k records values that need derivatives (forward mode over a reverse
+        sweep: passes/jvp.py then records tangents next to them)."""
+        return k in self.varied_tapes and k in self.useful_tapes
 
     def active_memory(self, m):
         """An array that holds values varying with a differentiated argument: it gets a
@@ -96,6 +105,15 @@ class Activity:
             if src is not None:
                 for r in op.results:
                     changed |= self._mark_varied(r, (op, src))
+        elif n == "ad.push":
+            k, v = op.attrs["tape"], op.operands[0]
+            if v in self.varied and k not in self.varied_tapes:
+                self.varied_tapes[k] = v
+                changed = True
+        elif n == "ad.pop":
+            k = op.attrs["tape"]
+            if k in self.varied_tapes:
+                changed |= self._mark_varied(op.result, (op, self.varied_tapes[k]))
         elif n == "lldiff.load":
             if op.operands[0] in self.varied:
                 changed |= self._mark_varied(op.result, (op, op.operands[0]))
@@ -166,6 +184,15 @@ class Activity:
                 for i, v in enumerate(op.operands):
                     if rule.has_partial(i):
                         changed |= self._mark_useful(v, (op, dest))
+        elif n == "ad.pop":
+            k = op.attrs["tape"]
+            if op.result in self.useful and k not in self.useful_tapes:
+                self.useful_tapes[k] = op.result
+                changed = True
+        elif n == "ad.push":
+            k = op.attrs["tape"]
+            if k in self.useful_tapes:
+                changed |= self._mark_useful(op.operands[0], (op, self.useful_tapes[k]))
         elif n == "lldiff.load":
             if op.result in self.useful:
                 changed |= self._mark_useful(op.operands[0], (op, op.result))

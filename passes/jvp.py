@@ -7,6 +7,10 @@ and no tangent arithmetic; a tangent that is known to be zero is never materiali
 a structured op needs a value in a slot (a loop's initial tangent, a branch that yields an
 inactive value), where it is a constant 0.
 
+Reverse-mode IR (abstract `ad.push`/`ad.pop`, before passes/tape.py) is differentiated too --
+forward over reverse, for Hessians: a tape whose values need tangents (activity.py
+`active_tape`) records each float's W tangents next to it and gives them back with it.
+
 Structured control flow carries tangents next to the primal values: `scf.for`/`scf.while` get
 extra iter_args for the active carried values only, `scf.if` extra results for its active
 results. Calls to other functions call their jvp (generated once per activity mask and width).
@@ -174,7 +178,20 @@ class _Forward:
             return self.scf_while(op, b)
         if n == "func.call":
             return self.call(op, b)
+        if n == "ad.push" and op.operands[0].type.is_float and \
+                self.act.active_tape(op.attrs["tape"]):
+            # forward over reverse: the tangents go on the tape first, the value last, so
+            # the pop of the value comes first and its tangents follow (last in, first out)
+            for t in self.t_or_zero(op.operands[0], b):
+                b.create("ad.push", [t], dict(op.attrs), result_types=[])
+            self.clone(op, b)
+            return
         new = self.clone(op, b)
+        if n == "ad.pop" and new.result.type.is_float and self.act.active_tape(op.attrs["tape"]):
+            ts = [b.create("ad.pop", [], dict(op.attrs), result_types=[new.result.type]).result
+                  for _ in range(self.W)]
+            self.tmap[op.result] = ts[::-1]
+            return
         if classify(n) == "rule" and any(self.act.active(r) for r in op.results):
             self.rule(op, new, b)
         elif n == "lldiff.alloc" and self.act.active_memory(op.result):
