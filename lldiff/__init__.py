@@ -8,14 +8,15 @@ from .errors import CompileError, LLDiffError
 
 __version__ = "0.1.0"
 __all__ = ["jit", "jit_grad", "jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev",
-           "hessian", "vectorize", "CompileError", "LLDiffError", "__version__"]
+           "hessian", "hvp", "vectorize", "CompileError", "LLDiffError", "__version__"]
 
 
 def __getattr__(name):
     if name in ("jit", "jit_grad"):
         from . import api
         value = getattr(api, name)
-    elif name in ("jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev", "hessian"):
+    elif name in ("jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev", "hessian",
+                  "hvp"):
         from . import ad
         value = getattr(ad, name)
     elif name == "vectorize":

@@ -14,7 +14,7 @@ import weakref
 
 from .api import Dispatcher, _arrays_ok, _check_arrays, _numpy, _plan_key, jit
 
-__all__ = ["jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev", "hessian"]
+__all__ = ["jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev", "hessian", "hvp"]
 
 _auto = weakref.WeakKeyDictionary()  # plain Python function -> its jit dispatcher
 
@@ -420,13 +420,14 @@ def _named(fn, who, d, argnums):
 
 
 def hessian(f, argnums=0):
-    """The Hessian of a float-valued `f` w.r.t. its float arguments `argnums`, as
-    `jax.hessian`: forward over reverse, one native call -- the jvp pass run on the reverse
-    sweep the vjp pass made (passes/jvp.py differentiates its tape too), carrying one tangent
-    direction per argnum.
+    """The Hessian of a float-valued `f` w.r.t. its float arguments and float arrays
+    `argnums`, as `jax.hessian`: forward over reverse -- the jvp pass run on the reverse sweep
+    the vjp pass made (passes/jvp.py differentiates its tape too) -- one native call per
+    sweep of up to 16 tangent directions (one per scalar argument, one per array element).
 
     Returns a function of the same arguments whose value is d2f/dx2 for an int `argnums`, and
-    for a tuple a tuple of rows, H[a][b] = d2f / dx_a dx_b in argnums order.
+    for a tuple a tuple of rows, H[a][b] = d2f / dx_a dx_b in argnums order; a block for
+    arrays a, b has shape a.shape + b.shape.
     """
     d = _dispatcher(f, "hessian")
     nums, single = _argnums(argnums, "hessian")
@@ -439,31 +440,143 @@ def hessian(f, argnums=0):
             return plan(args)
         values = d._bind(args, kwargs)
         types = tuple(d._arg_type(name, v) for name, v in values)
-        _check_argnums(d, "hessian", values, types, nums, arrays=False)
-        rtypes = d._ir(types).func.result_types
-        if len(rtypes) != 1 or not rtypes[0].is_float:
-            got = " and ".join(str(t) for t in rtypes) or "nothing"
-            raise TypeError(f"lldiff.hessian: {d.__name__} must return one float; it returns "
-                            f"{got}")
-        mask = [i in nums for i in range(len(values))]
-        width = len(nums)
-        spec = d._derived(types, "hvp", mask, width, seeded=(True,))
-        # W unit tangents per differentiated argument, in argument order
-        tangents = [1.0 if j == i else 0.0 for i in range(len(values)) if mask[i]
-                    for j in nums]
-        srt = sorted(nums)  # the gradient's results come in argument order
-        base = (1 + width) + width  # y and the gradient, then y's W tangents
-
-        def run(args):
-            out = spec.entry(*args, *tangents)
-            rows = [tuple(out[base + width * srt.index(a) + j] for j in range(width))
-                    for a in nums]
-            return rows[0][0] if single else tuple(rows)
-        if key is not None and len(args) == len(values):
-            plans[key] = run
-        return run([_canonical(v) for _, v in values])
+        _check_argnums(d, "hessian", values, types, nums)
+        _check_scalar_result(d, "hessian", types)
+        saved = [_canonical(v) for _, v in values]
+        if not any(types[i].is_memref for i in nums):
+            run = _hessian_scalars(d, types, nums, single)
+            if key is not None and len(args) == len(values):
+                plans[key] = run
+            return run(saved)
+        return _hessian_arrays(d, values, types, saved, nums, single)
 
     return _named(hess, "hessian", d, argnums)
+
+
+def _check_scalar_result(d, who, types):
+    rtypes = d._ir(types).func.result_types
+    if len(rtypes) != 1 or not rtypes[0].is_float:
+        got = " and ".join(str(t) for t in rtypes) or "nothing"
+        raise TypeError(f"lldiff.{who}: {d.__name__} must return one float; it returns {got}")
+
+
+def _hessian_scalars(d, types, nums, single):
+    """One sweep with a direction per argnum; returns the call (a plan)."""
+    mask = [i in nums for i in range(len(types))]
+    width = len(nums)
+    spec = d._derived(types, "hvp", mask, width, seeded=(True,))
+    tangents = [1.0 if j == i else 0.0 for i in range(len(types)) if mask[i] for j in nums]
+    srt = sorted(nums)  # the gradient's results come in argument order
+    base = (1 + width) + width  # y and the gradient, then y's W tangents
+
+    def run(args):
+        out = spec.entry(*args, *tangents)
+        rows = [tuple(out[base + width * srt.index(a) + j] for j in range(width))
+                for a in nums]
+        return rows[0][0] if single else tuple(rows)
+    return run
+
+
+def _hessian_arrays(d, values, types, saved, nums, single):
+    np = _np()
+    mask = [i in nums for i in range(len(types))]
+    arrays = [i for i in range(len(types)) if mask[i] and types[i].is_memref]
+    scalars = [i for i in range(len(types)) if mask[i] and not types[i].is_memref]
+    dirs = []  # (argnum, element index or None)
+    for i in nums:
+        dirs += [(i, idx) for idx in np.ndindex(saved[i].shape)] if types[i].is_memref \
+            else [(i, None)]
+    cols = {a: [] for a in nums}  # per argnum: d(gradient_a) along each direction
+    for start in range(0, len(dirs), _JACFWD_WIDTH):
+        part = dirs[start:start + _JACFWD_WIDTH]
+        width = len(part)
+        spec = d._derived(types, "hvp", mask, width, seeded=(True,))
+        _check_arrays(d.__name__, values, spec.func.attrs.get("writes", ()))
+        tangents = []
+        for i in range(len(types)):
+            if not mask[i]:
+                continue
+            for j, idx in part:
+                if types[i].is_memref:
+                    t = np.zeros(saved[i].shape, saved[i].dtype)
+                    if j == i:
+                        t[idx] = 1.0
+                    tangents.append(t)
+                else:
+                    tangents.append(1.0 if j == i else 0.0)
+        shadows = [np.zeros(saved[i].shape, saved[i].dtype) for i in arrays]
+        dshadows = [[np.zeros(saved[i].shape, saved[i].dtype) for _ in range(width)]
+                    for i in arrays]
+        out = spec.entry(*_fresh(saved, types), *shadows, *tangents,
+                         *[t for ts in dshadows for t in ts])
+        out = out if isinstance(out, tuple) else (out,)
+        base = (1 + len(scalars)) + width
+        for a in nums:
+            if types[a].is_memref:
+                cols[a] += dshadows[arrays.index(a)]
+            else:
+                k = scalars.index(a)
+                cols[a] += list(out[base + width * k:base + width * (k + 1)])
+    rows = []
+    for a in nums:
+        row, pos = [], 0
+        for b in nums:
+            n = saved[b].size if types[b].is_memref else 1
+            ts = cols[a][pos:pos + n]
+            pos += n
+            if types[b].is_memref:
+                block = np.stack([np.asarray(t, dtype=float) for t in ts], axis=-1)
+                row.append(block.reshape(np.shape(ts[0]) + saved[b].shape))
+            else:
+                row.append(ts[0])
+        rows.append(tuple(row))
+    return rows[0][0] if single else tuple(rows)
+
+
+def hvp(f, primals, tangents):
+    """The Hessian-vector product H·v of a float-valued `f`, forward over reverse in one
+    native call (as `jvp(grad(f), primals, tangents)[1]` in JAX): the gradient is taken
+    w.r.t. the arguments whose tangent is not None (floats and float arrays), and the result
+    is its derivative along `tangents` -- a number or array per such argument, a tuple when
+    there are several."""
+    d = _dispatcher(f, "hvp")
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError("lldiff.hvp: primals and tangents must be tuples (or lists)")
+    if len(primals) != len(tangents):
+        raise ValueError(f"lldiff.hvp: {len(primals)} primals but {len(tangents)} tangents; "
+                         "give one tangent (or None) per argument")
+    values = d._bind(tuple(primals), {})
+    types = tuple(d._arg_type(name, v) for name, v in values)
+    nums = tuple(i for i, t in enumerate(tangents) if t is not None)
+    if not nums:
+        raise ValueError("lldiff.hvp: every tangent is None; nothing to differentiate")
+    _check_argnums(d, "hvp", values, types, nums)
+    _check_scalar_result(d, "hvp", types)
+    np = _np()
+    mask = [i in nums for i in range(len(types))]
+    arrays = [i for i in nums if types[i].is_memref]
+    scalars = [i for i in nums if not types[i].is_memref]
+    spec = d._derived(types, "hvp", mask, 1, seeded=(True,))
+    _check_arrays(d.__name__, values, spec.func.attrs.get("writes", ()))
+    saved = [_canonical(v) for _, v in values]
+    dx = []
+    for i in nums:
+        t = tangents[i]
+        if types[i].is_memref:
+            if np.shape(t) != saved[i].shape:
+                raise ValueError(f"lldiff.hvp: tangent for argument '{values[i][0]}' has shape "
+                                 f"{np.shape(t)}, the argument {saved[i].shape}")
+            dx.append(np.array(t, dtype=saved[i].dtype, order="C", copy=True))
+        else:
+            dx.append(float(t))
+    shadows = [np.zeros(saved[i].shape, saved[i].dtype) for i in arrays]
+    dshadows = [np.zeros(saved[i].shape, saved[i].dtype) for i in arrays]
+    out = spec.entry(*_fresh(saved, types), *shadows, *dx, *dshadows)
+    out = out if isinstance(out, tuple) else (out,)
+    base = 2 + len(scalars)  # y, the scalar gradients, y's tangent
+    got = [dshadows[arrays.index(i)] if types[i].is_memref else out[base + scalars.index(i)]
+           for i in nums]
+    return got[0] if len(got) == 1 else tuple(got)
 
 
 def vjp(f, *primals):

@@ -377,7 +377,9 @@ class Dispatcher:
                 name = grad_func(module, primal.symbol, mask, seeded)
             elif kind == "hvp":  # forward over reverse: the jvp of the gradient
                 g = grad_func(module, primal.symbol, mask, seeded)
-                gmask = mask + (False,) * (len(module[g].args) - len(mask))
+                # the gradient's shadow arguments (float arrays' gradients, accumulated in
+                # place) are differentiated too: their tangent arrays receive H·v
+                gmask = mask + (True,) * (len(module[g].args) - len(mask))
                 name = jvp_func(module, g, gmask, width)
             else:
                 raise ValueError(f"unknown derivative kind {kind!r}")

@@ -25,15 +25,19 @@ def differentiable(t):
     return t.is_float or t.is_memref and t.elem.is_float
 
 
-def analyze(module, func, active_args, useful_results=None):
-    """Activity of `func` given a bool per argument (and per result; default: every float)."""
+def analyze(module, func, active_args, useful_results=None, memory_outputs=False):
+    """Activity of `func` given a bool per argument (and per result; default: every float).
+    `memory_outputs`: the contents of array arguments are results too (forward mode, whose
+    tangent arrays show what the function wrote, e.g. the jvp of a gradient's shadows)."""
     if useful_results is None:
         useful_results = [differentiable(t) for t in func.result_types]
-    return Activity(module, func, tuple(active_args), tuple(useful_results))
+    return Activity(module, func, tuple(active_args), tuple(useful_results),
+                    memory_outputs=memory_outputs)
 
 
 class Activity:
-    def __init__(self, module, func, active_args, useful_results, _memo=None):
+    def __init__(self, module, func, active_args, useful_results, _memo=None,
+                 memory_outputs=False):
         self.module = module
         self.func = func
         self.active_args = active_args
@@ -48,6 +52,10 @@ class Activity:
         for a, on in zip(func.args, active_args):
             if on and differentiable(a.type):
                 self.varied[a] = ("arg",)
+        if memory_outputs:
+            for a in func.args:
+                if a.type.is_memref and differentiable(a.type):
+                    self.useful[a] = ("memory",)
         self._fixpoint(self._forward)
         self._fixpoint(self._backward)
 
@@ -270,6 +278,8 @@ class Activity:
                 return "differentiated argument"
             if r[0] == "result":
                 return f"returned as result {r[1]}"
+            if r[0] == "memory":
+                return "an array argument (what is written to it is a result)"
             op, other = r
             return f"{verb} {name(other)} through {op.name}"
         vr, ur = self.varied.get(v), self.useful.get(v)

@@ -3,6 +3,7 @@ tape included), against sympy's exact second derivatives and scipy's Bessel iden
 
 import math
 
+import numpy as np
 import pytest
 import sympy as sp
 from scipy.special import jv
@@ -179,3 +180,83 @@ def test_hessian_single_argnum_and_repeated_calls():
 
 def lambda_pair(x):
     return x, x
+
+
+# --- arrays: Hessian blocks, hvp -------------------------------------------------------------
+
+def rosen(x):
+    s = 0.0
+    for i in range(x.shape[0] - 1):
+        s += 100.0 * (x[i + 1] - x[i] * x[i]) ** 2 + (1.0 - x[i]) ** 2
+    return s
+
+
+def array_objective(x, a):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += a * x[i] ** 3 + a * a * x[i] + math.sin(x[i] * x[(i + 1) % x.shape[0]])
+    return s
+
+
+def _sym_array(expr_of, n, point):
+    xs = sp.symbols(f"x0:{n}")
+    expr = expr_of(xs)
+    subs = dict(zip(xs, point))
+    return np.array([[float(sp.diff(expr, a, b).evalf(30, subs=subs)) for b in xs] for a in xs])
+
+
+@pytest.mark.parametrize("n", [2, 3, 6, 17, 40])
+def test_rosenbrock_in_n_dimensions(n):
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=n)
+    H = lldiff.hessian(rosen)(x)
+    if n <= 6:
+        want = _sym_array(lambda xs: sum(100 * (xs[i + 1] - xs[i] ** 2) ** 2 + (1 - xs[i]) ** 2
+                                         for i in range(n - 1)), n, x)
+    else:  # the closed form (tridiagonal)
+        want = np.zeros((n, n))
+        for i in range(n - 1):
+            want[i, i] += 1200 * x[i] ** 2 - 400 * x[i + 1] + 2
+            want[i, i + 1] -= 400 * x[i]
+            want[i + 1, i] -= 400 * x[i]
+            want[i + 1, i + 1] += 200
+    assert H.shape == (n, n)
+    np.testing.assert_allclose(H, want, rtol=1e-12, atol=1e-10)
+    np.testing.assert_array_equal(H, H.T)
+    v = rng.normal(size=n)
+    np.testing.assert_allclose(lldiff.hvp(rosen, (x,), (v,)), H @ v, rtol=1e-12, atol=1e-9)
+
+
+def test_array_and_scalar_blocks_and_hvp():
+    x, a = np.array([0.5, -1.0, 2.0, 0.3]), 1.5
+    n = len(x)
+    xs = sp.symbols(f"x0:{n}")
+    A = sp.Symbol("a")
+    expr = sum(A * xs[i] ** 3 + A * A * xs[i] + sp.sin(xs[i] * xs[(i + 1) % n])
+               for i in range(n))
+    syms = list(xs) + [A]
+    subs = dict(zip(syms, list(x) + [a]))
+    full = np.array([[float(sp.diff(expr, p, q).evalf(30, subs=subs)) for q in syms]
+                     for p in syms])
+    (hxx, hxa), (hax, haa) = lldiff.hessian(array_objective, argnums=(0, 1))(x, a)
+    assert hxx.shape == (n, n) and hxa.shape == (n,) and hax.shape == (n,)
+    np.testing.assert_allclose(hxx, full[:n, :n], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(hxa, full[:n, n], rtol=1e-12)
+    np.testing.assert_allclose(hax, full[n, :n], rtol=1e-12)
+    assert haa == pytest.approx(full[n, n], rel=1e-12)
+    v, w = np.array([1.0, -0.5, 0.25, 2.0]), 0.5
+    hv_x, hv_a = lldiff.hvp(array_objective, (x, a), (v, w))
+    want = full @ np.append(v, w)
+    np.testing.assert_allclose(hv_x, want[:n], rtol=1e-12, atol=1e-13)
+    assert hv_a == pytest.approx(want[n], rel=1e-12)
+    assert lldiff.hvp(array_objective, (x, a), (None, 1.0)) == pytest.approx(full[n, n])
+    with pytest.raises(ValueError, match="every tangent is None"):
+        lldiff.hvp(array_objective, (x, a), (None, None))
+    with pytest.raises(ValueError, match="has shape"):
+        lldiff.hvp(array_objective, (x, a), (np.ones(3), None))
+
+
+def test_hvp_of_the_bessel_series_equals_the_hessian_times_v():
+    z, v = 3.7, 0.25
+    h = lldiff.hessian(besselj, argnums=1)(2.0, z)
+    assert lldiff.hvp(besselj, (2.0, z), (None, v)) == pytest.approx(h * v, rel=1e-14)
