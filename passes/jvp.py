@@ -57,7 +57,7 @@ def jvp_func(module, name, active_args, width=1):
         if _uses_arrays(module, func):
             # tangents of arrays live in memory: inline so one analysis sees every write
             func = inline_calls(module, func)
-        act = analyze(module, func, active_args)
+        act = analyze(module, func, active_args, memory_outputs=True)
         if os.environ.get("LLDIFF_EXPLAIN", "") in ("activity", "all"):
             sys.stderr.write(act.explain())
         module.add(_Forward(module, func, act, width).build(new_name))
