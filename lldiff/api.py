@@ -381,6 +381,13 @@ class Dispatcher:
                 # place) are differentiated too: their tangent arrays receive H·v
                 gmask = mask + (True,) * (len(module[g].args) - len(mask))
                 name = jvp_func(module, g, gmask, width)
+            elif kind == "hvp-rof" and width == 1:  # reverse over forward: grad of the jvp
+                j = jvp_func(module, primal.symbol, mask, 1)
+                jf = module[j]
+                n = len(primal.func.result_types)
+                jmask = mask + (False,) * (len(jf.args) - len(mask))
+                name = grad_func(module, j, jmask, (False,) * n + (True,) * (
+                    len(jf.result_types) - n))
             else:
                 raise ValueError(f"unknown derivative kind {kind!r}")
             d = _Specialization(types, name)

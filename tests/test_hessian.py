@@ -260,3 +260,21 @@ def test_hvp_of_the_bessel_series_equals_the_hessian_times_v():
     z, v = 3.7, 0.25
     h = lldiff.hessian(besselj, argnums=1)(2.0, z)
     assert lldiff.hvp(besselj, (2.0, z), (None, v)) == pytest.approx(h * v, rel=1e-14)
+
+
+@pytest.mark.parametrize("f,point,k", [(besselj, (2.0, 3.7), 1), (trig, (0.7, 1.3), 0),
+                                       (loop_if, (0.4, 1.7), 1), (with_if, (1.3, 1.1), 0),
+                                       (chain, (0.3, 2.0), 1), (loop_poly, (0.7, 7), 0)],
+                         ids=lambda p: getattr(p, "__name__", None))
+def test_reverse_over_forward_agrees(f, point, k):
+    """The other composition (the vjp pass on the jvp pass's output, kind "hvp-rof") gives
+    the same second derivative: both orders are plain IR -> IR passes."""
+    from lldiff.ad import _dispatcher
+    d = _dispatcher(f, "test")
+    types = tuple(d._arg_type("a", p) for p in point)
+    mask = [i == k for i in range(len(point))]
+    fo = d._derived(types, "hvp", mask, 1, seeded=(True,)).entry(*point, 1.0)
+    ro = d._derived(types, "hvp-rof", mask, 1, seeded=(True,)).entry(*point, 1.0)
+    want = lldiff.hessian(f, argnums=k)(*point)
+    assert fo[-1] == pytest.approx(want, rel=1e-15, abs=1e-300)
+    assert ro[-1] == pytest.approx(want, rel=1e-12, abs=1e-14)
