@@ -186,29 +186,13 @@ def jacfwd(f, argnums=0):
         rtypes = d._ir(types).func.result_types
         mask = [i in nums for i in range(len(values))]
         saved = [_canonical(v) for _, v in values]
-        dirs = []  # (argnum, element index or None), in argnums order
-        for i in nums:
-            if types[i].is_memref:
-                dirs += [(i, idx) for idx in _np().ndindex(saved[i].shape)]
-            else:
-                dirs.append((i, None))
+        dirs = _directions(nums, types, saved)
         chunk = len(dirs) if not any(types[i].is_memref for i in nums) else _JACFWD_WIDTH
         cols = [[] for _ in rtypes]  # per result: one tangent per direction
         for start in range(0, len(dirs), chunk):
             part = dirs[start:start + chunk]
             width = len(part)
-            tangents = []
-            for i in range(len(values)):
-                if not mask[i]:
-                    continue
-                for j, idx in part:
-                    if types[i].is_memref:
-                        t = _np().zeros(saved[i].shape, saved[i].dtype)
-                        if j == i:
-                            t[idx] = 1.0
-                        tangents.append(t)
-                    else:
-                        tangents.append(1.0 if j == i else 0.0)
+            tangents = _unit_tangents(mask, types, saved, part)
             spec = d._derived(types, "jvp", mask, width)
             _check_arrays(d.__name__, values, spec.func.attrs.get("writes", ()))
             if key is not None and len(dirs) == width and len(args) == len(values) and \
@@ -219,23 +203,8 @@ def jacfwd(f, argnums=0):
             for k, t in enumerate(dys):
                 if t is not None:
                     cols[k] += t
-        blocks = []
-        for k, t in enumerate(rtypes):
-            if not _differentiable(t):
-                blocks.append(None)
-                continue
-            per_arg, pos = [], 0
-            for i in nums:
-                n = saved[i].size if types[i].is_memref else 1
-                ts = cols[k][pos:pos + n]
-                pos += n
-                if types[i].is_memref:
-                    np = _np()
-                    block = np.stack([np.asarray(x, dtype=float) for x in ts], axis=-1)
-                    per_arg.append(block.reshape(np.shape(ts[0]) + saved[i].shape))
-                else:
-                    per_arg.append(ts[0])
-            blocks.append(per_arg[0] if single else tuple(per_arg))
+        blocks = [_blocks(cols[k], nums, types, saved, single) if _differentiable(t) else None
+                  for k, t in enumerate(rtypes)]
         if not blocks:
             return None
         return blocks[0] if len(blocks) == 1 else tuple(blocks)
@@ -245,6 +214,53 @@ def jacfwd(f, argnums=0):
     jac._lldiff_jacfwd = (d, nums, single)  # for lldiff.vectorize
     jac.__doc__ = f"Jacobian of {d.__name__} w.r.t. argnums={argnums!r} by forward mode."
     return jac
+
+
+def _directions(nums, types, saved):
+    """Forward-mode directions for the argnums: (argnum, None) for a number, (argnum,
+    element index) for each element of an array, in argnums order."""
+    dirs = []
+    for i in nums:
+        if types[i].is_memref:
+            dirs += [(i, idx) for idx in _np().ndindex(saved[i].shape)]
+        else:
+            dirs.append((i, None))
+    return dirs
+
+
+def _unit_tangents(mask, types, saved, part):
+    """The tangent arguments of a sweep along directions `part`: per masked argument (in
+    argument order), one per direction -- 1 along the direction, 0 elsewhere."""
+    tangents = []
+    for i in range(len(types)):
+        if not mask[i]:
+            continue
+        for j, idx in part:
+            if types[i].is_memref:
+                t = _np().zeros(saved[i].shape, saved[i].dtype)
+                if j == i:
+                    t[idx] = 1.0
+                tangents.append(t)
+            else:
+                tangents.append(1.0 if j == i else 0.0)
+    return tangents
+
+
+def _blocks(cols, nums, types, saved, single):
+    """One output's derivatives along every direction (`_directions` order) -> a block per
+    argnum: a number for a number, shape out.shape + arg.shape for an array."""
+    per_arg, pos = [], 0
+    for i in nums:
+        n = saved[i].size if types[i].is_memref else 1
+        ts = cols[pos:pos + n]
+        pos += n
+        if types[i].is_memref:
+            np = _np()
+            block = np.stack([np.asarray(x, dtype=float) for x in ts], axis=-1)
+            per_arg.append(block.reshape(np.shape(ts[0]) + saved[i].shape))
+        else:
+            per_arg.append(ts[0])
+    return per_arg[0] if single else tuple(per_arg)
 
 
 def _jacfwd_plan(entry, tangents, rtypes, width, single):
@@ -482,28 +498,14 @@ def _hessian_arrays(d, values, types, saved, nums, single):
     mask = [i in nums for i in range(len(types))]
     arrays = [i for i in range(len(types)) if mask[i] and types[i].is_memref]
     scalars = [i for i in range(len(types)) if mask[i] and not types[i].is_memref]
-    dirs = []  # (argnum, element index or None)
-    for i in nums:
-        dirs += [(i, idx) for idx in np.ndindex(saved[i].shape)] if types[i].is_memref \
-            else [(i, None)]
+    dirs = _directions(nums, types, saved)
     cols = {a: [] for a in nums}  # per argnum: d(gradient_a) along each direction
     for start in range(0, len(dirs), _JACFWD_WIDTH):
         part = dirs[start:start + _JACFWD_WIDTH]
         width = len(part)
         spec = d._derived(types, "hvp", mask, width, seeded=(True,))
         _check_arrays(d.__name__, values, spec.func.attrs.get("writes", ()))
-        tangents = []
-        for i in range(len(types)):
-            if not mask[i]:
-                continue
-            for j, idx in part:
-                if types[i].is_memref:
-                    t = np.zeros(saved[i].shape, saved[i].dtype)
-                    if j == i:
-                        t[idx] = 1.0
-                    tangents.append(t)
-                else:
-                    tangents.append(1.0 if j == i else 0.0)
+        tangents = _unit_tangents(mask, types, saved, part)
         shadows = [np.zeros(saved[i].shape, saved[i].dtype) for i in arrays]
         dshadows = [[np.zeros(saved[i].shape, saved[i].dtype) for _ in range(width)]
                     for i in arrays]
@@ -517,19 +519,7 @@ def _hessian_arrays(d, values, types, saved, nums, single):
             else:
                 k = scalars.index(a)
                 cols[a] += list(out[base + width * k:base + width * (k + 1)])
-    rows = []
-    for a in nums:
-        row, pos = [], 0
-        for b in nums:
-            n = saved[b].size if types[b].is_memref else 1
-            ts = cols[a][pos:pos + n]
-            pos += n
-            if types[b].is_memref:
-                block = np.stack([np.asarray(t, dtype=float) for t in ts], axis=-1)
-                row.append(block.reshape(np.shape(ts[0]) + saved[b].shape))
-            else:
-                row.append(ts[0])
-        rows.append(tuple(row))
+    rows = [_blocks(cols[a], nums, types, saved, False) for a in nums]
     return rows[0][0] if single else tuple(rows)
 
 
