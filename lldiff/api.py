@@ -244,7 +244,6 @@ class Dispatcher:
             entry = make_builtin(addresses[meta["entry"]], self.__name__, self._dispatch, owner)
             hit = self._hits[(sig, variant)] = (entry, tuple(meta["writes"]))
             if os.environ.get("LLDIFF_TIMING", "") not in ("", "0"):
-                import sys
                 sys.stderr.write(f"lldiff: {self.__name__}({sig.replace('_', ', ')}) "
                                  f"{variant[0]}: {(time.perf_counter() - t0) * 1e3:.1f} ms "
                                  "(disk cache)\n")
