@@ -643,7 +643,6 @@ def _grad_mask(values):
 
 def _report_timing(name, spec):
     """LLDIFF_TIMING=1: one line per compiled specialization, milliseconds per stage."""
-    import sys
     t = spec.timings
     passes = {k[5:]: v for k, v in t.items() if k.startswith("pass:")}
     order = ["frontend"] + [f"pass:{k}" for k in passes] + [
