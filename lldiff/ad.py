@@ -59,6 +59,8 @@ def jvp(f, primals, tangents):
     tangent is a number (None means zero and compiles a function that does not differentiate
     that argument); an int or bool argument's tangent must be None or 0.
     """
+    if getattr(f, "_lldiff_grad", None) is not None:
+        return _jvp_of_grad(f._lldiff_grad, primals, tangents)
     d = _dispatcher(f, "jvp")
     if type(primals) is tuple and type(tangents) is tuple:
         plan = d._plans.get(tuple(map(type, primals + (None,) + tangents)))
@@ -67,6 +69,54 @@ def jvp(f, primals, tangents):
             if out is not _SLOW:
                 return out
     return _jvp(d, primals, tangents)
+
+
+def _jvp_of_grad(gr, primals, tangents):
+    """jvp(grad(f)) and jvp(value_and_grad(f)): forward over reverse in one native call."""
+    d, nums, single, has_aux, value = gr
+    if has_aux:
+        raise NotImplementedError("lldiff.jvp of a gradient with has_aux=True is not "
+                                  "supported yet")
+    _check_pair("jvp", primals, tangents)
+    y, g, dy, dg = _grad_jvp(d, "jvp", nums, primals, tangents)
+    out = g[nums[0]] if single else tuple(g[k] for k in nums)
+    dout = dg[nums[0]] if single else tuple(dg[k] for k in nums)
+    return ((y, out), (dy, dout)) if value else (out, dout)
+
+
+def _derivative_of_grad(g, argnums, who, has_aux):
+    """grad(grad(h, i), js) and jacfwd(grad(h, nums), js): second derivatives of h w.r.t.
+    float arguments, one forward-over-reverse sweep per argnum j (the jvp of the gradient
+    along the unit tangent of argument j)."""
+    d, inums, isingle, iaux, ivalue = g._lldiff_grad
+    nums, single = _argnums(argnums, who)
+    if has_aux or iaux or ivalue:
+        raise NotImplementedError(f"lldiff.{who} of value_and_grad or of a gradient with "
+                                  "has_aux is not supported yet")
+    if who == "grad" and not isingle:
+        raise TypeError("lldiff.grad of a gradient needs a gradient w.r.t. one argument "
+                        "(a number); use lldiff.jacfwd or lldiff.hessian for several")
+
+    def second(*args, **kwargs):
+        if kwargs:
+            raise TypeError(f"lldiff.{who} of a gradient takes positional arguments only")
+        cols = []
+        for j in nums:
+            tangents = [None] * len(args)
+            tangents[j] = 1.0
+            cols.append(_grad_jvp(d, who, inums, args, tangents)[3])
+        rows = []
+        for i in inums:
+            if not isinstance(cols[0][i], float):
+                raise NotImplementedError(f"lldiff.{who} of a gradient w.r.t. an array is not "
+                                          "supported yet; use lldiff.hessian")
+            row = [c[i] for c in cols]
+            rows.append(row[0] if single else tuple(row))
+        return rows[0] if isingle else tuple(rows)
+
+    second.__name__ = f"{who}({g.__name__})"
+    second.__qualname__ = second.__name__
+    return second
 
 
 _SLOW = object()
@@ -170,6 +220,8 @@ def jacfwd(f, argnums=0):
     sweeps of at most 16 directions. For an array output of shape S and an array argument of
     shape A the block has shape S + A.
     """
+    if getattr(f, "_lldiff_grad", None) is not None:
+        return _derivative_of_grad(f, argnums, "jacfwd", False)
     d = _dispatcher(f, "jacfwd")
     nums, single = _argnums(argnums, "jacfwd")
     plans = {}  # numbers only: _plan_key -> a call repeating the one sweep
@@ -396,7 +448,12 @@ def grad(f, argnums=0, has_aux=False):
     Returns a function of the same arguments whose value is df/dx for an int `argnums` and a
     tuple of them for a tuple; with `has_aux`, f returns (value, aux) and the function returns
     (gradient, aux). The value and the gradient come from one native call.
+
+    `f` may itself be `lldiff.grad(h, argnums=i)` of a float argument i (a scalar): the
+    result is then a row of h's Hessian, by forward over reverse (one sweep per argnum).
     """
+    if getattr(f, "_lldiff_grad", None) is not None:
+        return _derivative_of_grad(f, argnums, "grad", has_aux)
     d = _dispatcher(f, "grad")
     nums, single = _argnums(argnums, "grad")
 
@@ -530,43 +587,64 @@ def hvp(f, primals, tangents):
     is its derivative along `tangents` -- a number or array per such argument, a tuple when
     there are several."""
     d = _dispatcher(f, "hvp")
-    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
-        raise TypeError("lldiff.hvp: primals and tangents must be tuples (or lists)")
-    if len(primals) != len(tangents):
-        raise ValueError(f"lldiff.hvp: {len(primals)} primals but {len(tangents)} tangents; "
-                         "give one tangent (or None) per argument")
-    values = d._bind(tuple(primals), {})
-    types = tuple(d._arg_type(name, v) for name, v in values)
+    _check_pair("hvp", primals, tangents)
     nums = tuple(i for i, t in enumerate(tangents) if t is not None)
     if not nums:
         raise ValueError("lldiff.hvp: every tangent is None; nothing to differentiate")
-    _check_argnums(d, "hvp", values, types, nums)
-    _check_scalar_result(d, "hvp", types)
+    _, _, _, dg = _grad_jvp(d, "hvp", nums, primals, tangents)
+    got = [dg[i] for i in nums]
+    return got[0] if len(got) == 1 else tuple(got)
+
+
+def _check_pair(who, primals, tangents):
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError(f"lldiff.{who}: primals and tangents must be tuples (or lists)")
+    if len(primals) != len(tangents):
+        raise ValueError(f"lldiff.{who}: {len(primals)} primals but {len(tangents)} "
+                         "tangents; give one tangent (or None) per argument")
+
+
+def _grad_jvp(d, who, nums, primals, tangents):
+    """The gradient of `d` w.r.t. argnums `nums` and its derivative along `tangents` (None:
+    that argument is not perturbed), by one forward-over-reverse call: (y, {argnum: g}, dy,
+    {argnum: dg})."""
+    values = d._bind(tuple(primals), {})
+    types = tuple(d._arg_type(name, v) for name, v in values)
+    tnums = tuple(i for i, t in enumerate(tangents) if t is not None)
+    _check_argnums(d, who, values, types, nums)
+    _check_argnums(d, who, values, types, tnums)
+    _check_scalar_result(d, who, types)
     np = _np()
     mask = [i in nums for i in range(len(types))]
-    arrays = [i for i in nums if types[i].is_memref]
-    scalars = [i for i in nums if not types[i].is_memref]
-    spec = d._derived(types, "hvp", mask, 1, seeded=(True,))
+    tmask = [i in tnums for i in range(len(types))]
+    arrays = [i for i in range(len(types)) if mask[i] and types[i].is_memref]
+    scalars = [i for i in range(len(types)) if mask[i] and not types[i].is_memref]
+    spec = d._derived(types, "hvp", mask, 1, seeded=(True,), tmask=tmask)
     _check_arrays(d.__name__, values, spec.func.attrs.get("writes", ()))
     saved = [_canonical(v) for _, v in values]
     dx = []
-    for i in nums:
+    for i in tnums:
         t = tangents[i]
         if types[i].is_memref:
             if np.shape(t) != saved[i].shape:
-                raise ValueError(f"lldiff.hvp: tangent for argument '{values[i][0]}' has shape "
-                                 f"{np.shape(t)}, the argument {saved[i].shape}")
+                raise ValueError(f"lldiff.{who}: tangent for argument '{values[i][0]}' has "
+                                 f"shape {np.shape(t)}, the argument {saved[i].shape}")
             dx.append(np.array(t, dtype=saved[i].dtype, order="C", copy=True))
+        elif not _real(t):
+            raise TypeError(f"lldiff.{who}: tangent for argument '{values[i][0]}' must be a "
+                            f"real number, got {type(t).__name__}")
         else:
             dx.append(float(t))
     shadows = [np.zeros(saved[i].shape, saved[i].dtype) for i in arrays]
     dshadows = [np.zeros(saved[i].shape, saved[i].dtype) for i in arrays]
     out = spec.entry(*_fresh(saved, types), *shadows, *dx, *dshadows)
     out = out if isinstance(out, tuple) else (out,)
-    base = 2 + len(scalars)  # y, the scalar gradients, y's tangent
-    got = [dshadows[arrays.index(i)] if types[i].is_memref else out[base + scalars.index(i)]
-           for i in nums]
-    return got[0] if len(got) == 1 else tuple(got)
+    ng = 1 + len(scalars)  # y and the scalar gradients, then their tangents
+    g = {i: out[1 + k] for k, i in enumerate(scalars)}
+    g.update(zip(arrays, shadows))
+    dg = {i: out[ng + 1 + k] for k, i in enumerate(scalars)}
+    dg.update(zip(arrays, dshadows))
+    return out[0], g, out[ng], dg
 
 
 def vjp(f, *primals):

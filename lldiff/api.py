@@ -347,15 +347,17 @@ class Dispatcher:
 
     # --- derivatives --------------------------------------------------------------------
 
-    def _derived_ir(self, types, kind, mask, width=1, seeded=None):
+    def _derived_ir(self, types, kind, mask, width=1, seeded=None, tmask=None):
         """The specialization of a derivative of this function, differentiating the arguments
         whose `mask` flag is set: kind "jvp" (carrying `width` tangent directions), "vjp"
         (seeds as arguments; with `seeded`, results not flagged get no adjoint code) or "grad"
         (the vjp with the float results whose `seeded` flag is set seeded with 1.0) or "hvp"
-        (the jvp, `width` directions, of that "grad": forward over reverse, for Hessians)."""
+        (the jvp, `width` directions, of that "grad": forward over reverse, for Hessians; its
+        tangents go to the arguments flagged in `tmask`, default `mask`)."""
         types, mask = tuple(types), tuple(bool(m) for m in mask)
         seeded = None if seeded is None else tuple(bool(s) for s in seeded)
-        key = (types, kind, mask, width, seeded)
+        tmask = None if tmask is None else tuple(bool(m) for m in tmask)
+        key = (types, kind, mask, width, seeded) + ((tmask,) if tmask is not None else ())
         d = self._derivs.get(key)
         if d is not None:
             return d
@@ -378,7 +380,7 @@ class Dispatcher:
                 g = grad_func(module, primal.symbol, mask, seeded)
                 # the gradient's shadow arguments (float arrays' gradients, accumulated in
                 # place) are differentiated too: their tangent arrays receive H·v
-                gmask = mask + (True,) * (len(module[g].args) - len(mask))
+                gmask = (tmask or mask) + (True,) * (len(module[g].args) - len(mask))
                 name = jvp_func(module, g, gmask, width)
             elif kind == "hvp-rof" and width == 1:  # reverse over forward: grad of the jvp
                 j = jvp_func(module, primal.symbol, mask, 1)
@@ -391,7 +393,7 @@ class Dispatcher:
                 raise ValueError(f"unknown derivative kind {kind!r}")
             d = _Specialization(types, name)
             d.kind = kind
-            d.variant = (kind, mask, width, seeded)
+            d.variant = key[1:]
             d.timings["pass:" + ("jvp" if kind == "jvp" else "vjp")] = time.perf_counter() - t0
             if self.verify:
                 verify(module)
@@ -410,10 +412,10 @@ class Dispatcher:
             self._derivs[key] = d
             return d
 
-    def _derived(self, types, kind, mask, width=1, seeded=None, fallback=None):
+    def _derived(self, types, kind, mask, width=1, seeded=None, fallback=None, tmask=None):
         """Like `_derived_ir`, compiled: `.entry` takes the primal arguments then the tangents
         (or seeds). Calls with other argument types go to `fallback`."""
-        d = self._derived_ir(types, kind, mask, width, seeded)
+        d = self._derived_ir(types, kind, mask, width, seeded, tmask)
         if d.entry is None:
             with _lock:
                 if d.entry is None:

@@ -278,3 +278,41 @@ def test_reverse_over_forward_agrees(f, point, k):
     want = lldiff.hessian(f, argnums=k)(*point)
     assert fo[-1] == pytest.approx(want, rel=1e-15, abs=1e-300)
     assert ro[-1] == pytest.approx(want, rel=1e-12, abs=1e-14)
+
+
+# --- compositions of the API: jvp / grad / jacfwd of a gradient --------------------------------
+
+def test_compositions_of_grad_equal_the_hessian():
+    x, y = 0.7, 1.3
+    H = lldiff.hessian(trig, argnums=(0, 1))(x, y)
+    assert lldiff.grad(lldiff.grad(trig, 0), argnums=(0, 1))(x, y) == H[0]
+    assert lldiff.grad(lldiff.grad(trig, 1), argnums=1)(x, y) == H[1][1]
+    assert lldiff.jacfwd(lldiff.grad(trig, argnums=(0, 1)), argnums=(0, 1))(x, y) == H
+    g, dg = lldiff.jvp(lldiff.grad(trig, argnums=(0, 1)), (x, y), (1.0, 0.5))
+    assert g == lldiff.grad(trig, argnums=(0, 1))(x, y)
+    assert dg == pytest.approx((H[0][0] + 0.5 * H[0][1], H[1][0] + 0.5 * H[1][1]), rel=1e-15)
+    (v, g0), (dv, dg0) = lldiff.jvp(lldiff.value_and_grad(trig), (x, y), (1.0, None))
+    assert v == trig(x, y) or v == pytest.approx(trig(x, y), rel=1e-15)
+    assert (dv, dg0) == (g0, H[0][0])
+
+
+def test_jvp_of_grad_through_the_bessel_loop_and_arrays():
+    z = 3.7
+    g, dg = lldiff.jvp(lldiff.grad(besselj, argnums=1), (2.0, z), (None, 1.0))
+    assert dg == pytest.approx((jv(0.0, z) - 2 * jv(2.0, z) + jv(4.0, z)) / 4, rel=1e-10)
+    x = np.array([0.5, 1.2, -0.3, 0.8])
+    v = np.array([0.1, -2.0, 0.3, 1.0])
+    gx, hv = lldiff.jvp(lldiff.grad(rosen), (x,), (v,))
+    np.testing.assert_allclose(hv, lldiff.hessian(rosen)(x) @ v, rtol=1e-13)
+    np.testing.assert_allclose(gx, lldiff.grad(rosen)(x), rtol=1e-15)
+
+
+def test_compositions_refuse_what_they_cannot_do():
+    with pytest.raises(TypeError, match="one argument"):
+        lldiff.grad(lldiff.grad(trig, argnums=(0, 1)))(0.7, 1.3)
+    with pytest.raises(NotImplementedError, match="has_aux"):
+        lldiff.jvp(lldiff.grad(lambda_pair_aux, has_aux=True), (1.0,), (1.0,))
+
+
+def lambda_pair_aux(x):
+    return x * x, x
