@@ -8,7 +8,8 @@ from .errors import CompileError, LLDiffError
 
 __version__ = "0.1.0"
 __all__ = ["jit", "jit_grad", "jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev",
-           "hessian", "hvp", "vectorize", "CompileError", "LLDiffError", "__version__"]
+           "hessian", "hvp", "custom_jvp", "custom_vjp", "vectorize", "CompileError",
+           "LLDiffError", "__version__"]
 
 
 def __getattr__(name):
@@ -19,6 +20,9 @@ def __getattr__(name):
                   "hvp"):
         from . import ad
         value = getattr(ad, name)
+    elif name in ("custom_jvp", "custom_vjp"):
+        from . import custom
+        value = getattr(custom, name)
     elif name == "vectorize":
         from .vectorize import vectorize as value
     else:

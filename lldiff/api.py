@@ -86,6 +86,8 @@ class Dispatcher:
         self.verify = verify
         self.boundscheck = False
         self.cache = False
+        self._custom = None  # ("jvp" | "vjp", rule Dispatcher): lldiff/custom.py
+        self._in_rule = 0  # > 0 while the rule's IR is built
         self._hits = {}  # (signature, variant) -> disk-cache entry (entry point, writes), or
         # None: not in the cache (this process compiles and stores it)
         self.__name__ = py_func.__name__
@@ -95,7 +97,7 @@ class Dispatcher:
         self.__wrapped__ = py_func
         self._signature = _inspect.signature(py_func)
         self._specs = {}
-        self._in_progress = set()
+        self._in_progress = {}  # types -> the specialization whose IR is being built
         self._derivs = {}
         self._maps = {}  # scalar types -> lldiff.vectorize's kernel
         self._plans = {}  # lldiff.ad's per-call-shape fast paths
@@ -173,16 +175,15 @@ class Dispatcher:
                 raise CompileError(f"{self.__name__} calls itself (directly or through other "
                                    "functions); recursion is not supported yet",
                                    hint="rewrite the recursion as a loop")
-            self._in_progress.add(types)
+            self._in_progress[types] = spec = _Specialization(types, self._symbol(types))
             try:
-                spec = _Specialization(types, self._symbol(types))
                 t0 = time.perf_counter()
                 self._build_ir(spec)
                 spec.compile_time = time.perf_counter() - t0
                 self._specs[types] = spec
                 return spec
             finally:
-                self._in_progress.discard(types)
+                del self._in_progress[types]
 
     def _build_ir(self, spec):
         from .frontend import get_source, lower_function
@@ -370,20 +371,22 @@ class Dispatcher:
             primal = self._ir(types)
             t0 = time.perf_counter()
             module = Module(list(primal.module))
+            target = primal.symbol if self._custom is None else \
+                self._rule_wrapper(module, primal)
             if kind == "jvp":
-                name = jvp_func(module, primal.symbol, mask, width)
+                name = jvp_func(module, target, mask, width)
             elif kind == "vjp" and width == 1:  # seeded: the results that get adjoint code
-                name = vjp_func(module, primal.symbol, mask, seeded)
+                name = vjp_func(module, target, mask, seeded)
             elif kind == "grad" and width == 1:
-                name = grad_func(module, primal.symbol, mask, seeded)
+                name = grad_func(module, target, mask, seeded)
             elif kind == "hvp":  # forward over reverse: the jvp of the gradient
-                g = grad_func(module, primal.symbol, mask, seeded)
+                g = grad_func(module, target, mask, seeded)
                 # the gradient's shadow arguments (float arrays' gradients, accumulated in
                 # place) are differentiated too: their tangent arrays receive H·v
                 gmask = (tmask or mask) + (True,) * (len(module[g].args) - len(mask))
                 name = jvp_func(module, g, gmask, width)
             elif kind == "hvp-rof" and width == 1:  # reverse over forward: grad of the jvp
-                j = jvp_func(module, primal.symbol, mask, 1)
+                j = jvp_func(module, target, mask, 1)
                 jf = module[j]
                 n = len(primal.func.result_types)
                 jmask = mask + (False,) * (len(jf.args) - len(mask))
@@ -411,6 +414,62 @@ class Dispatcher:
             d.compile_time = time.perf_counter() - t0
             self._derivs[key] = d
             return d
+
+    def _rule_ir(self, spec):
+        """(kind, specialization of the user rule) for the primal specialization `spec`:
+        a custom_jvp rule takes (x..., one tangent per float x) and returns (y, dy); a
+        custom_vjp rule takes (x..., y, ybar) and returns one cotangent per float x."""
+        from .ir import F64
+        kind, rule = self._custom
+        types = spec.types
+        rt = spec.func.result_types
+        if len(rt) != 1 or not rt[0].is_float:
+            raise CompileError(f"{self.__name__} has a custom_{kind} rule, so it must return "
+                               f"one float; it returns {', '.join(map(str, rt)) or 'nothing'}")
+        if any(t.is_memref for t in types):
+            raise CompileError(f"{self.__name__}: custom rules take numbers only (no arrays) "
+                               "for now")
+        floats = [t for t in types if t.is_float]
+        rtypes = self._rule_types(spec)
+        with _lock:
+            self._in_rule += 1
+            try:
+                r = rule._ir(tuple(rtypes))
+            finally:
+                self._in_rule -= 1
+        want = [F64, F64] if kind == "jvp" else [F64] * len(floats)
+        got = list(r.func.result_types)
+        if got != want:
+            what = "(y, dy)" if kind == "jvp" else f"{len(floats)} cotangent(s), one per float " \
+                "argument"
+            raise CompileError(f"the custom_{kind} rule of {self.__name__} must return {what} "
+                               f"as floats; it returns {', '.join(map(str, got)) or 'nothing'}")
+        return kind, r
+
+    def _rule_types(self, spec):
+        """The argument types of the rule for primal specialization `spec`."""
+        from .ir import F64
+        kind = self._custom[0]
+        n = sum(t.is_float for t in spec.types)
+        return tuple(spec.types) + ((F64,) * n if kind == "jvp" else (F64, F64))
+
+    def _rule_wrapper(self, module, primal):
+        """Add `<symbol>.ruled`, a function that calls the primal through its user rule, to
+        `module` (with the rule): what the AD passes differentiate for a custom function."""
+        from .ir import Builder, Func
+        kind, r = self._rule_ir(primal)
+        for f in [r.func, *r.callees]:
+            if f.name not in module.funcs:
+                module.add(f)
+        f = primal.func
+        w = Func(primal.symbol + ".ruled", f.arg_types, f.result_types, f.arg_names, loc=f.loc)
+        b = Builder(w.body.block, f.loc)
+        call = b.create("func.call", list(w.args), {"callee": f.name,
+                                                    f"custom_{kind}": r.func.name},
+                        result_types=f.result_types)
+        b.create("func.return", list(call.results), result_types=[])
+        module.add(w)
+        return w.name
 
     def _derived(self, types, kind, mask, width=1, seeded=None, fallback=None, tmask=None):
         """Like `_derived_ir`, compiled: `.entry` takes the primal arguments then the tangents
@@ -721,6 +780,18 @@ def _resolve_callee(obj, arg_types):
                            hint="call the plain @lldiff.jit version of it instead")
     if isinstance(obj, Dispatcher):
         spec = obj._ir(tuple(arg_types))
+        if obj._custom is not None and not obj._in_rule:
+            # the call carries the user rule (passes/derivatives.py)
+            kind, rule = obj._rule_ir(spec)
+            return spec.func, list(spec.callees) + [rule.func] + list(rule.callees), \
+                {f"custom_{kind}": rule.func.name}
+        if obj._custom is not None:
+            # a call from inside the function's own rule (whose IR is being built): it carries
+            # the rule too, by name, so derivatives of the rule apply it again
+            kind, rule = obj._custom
+            building = rule._in_progress.get(obj._rule_types(spec))
+            if building is not None:
+                return spec.func, list(spec.callees), {f"custom_{kind}": building.symbol}
         return spec.func, list(spec.callees)
     return None
 

@@ -15,7 +15,7 @@ never changes the IR.
 from lldiff.ir import print_func
 from lldiff.ir.printer import Namer
 
-from .derivatives import RULES, classify
+from .derivatives import op_kind, op_rule
 
 __all__ = ["Activity", "analyze", "differentiable"]
 
@@ -104,10 +104,10 @@ class Activity:
 
     def _forward_op(self, op):
         n = op.name
-        kind = classify(n)
+        kind = op_kind(op)
         changed = False
         if kind == "rule":
-            rule = RULES[n]
+            rule = op_rule(op)
             src = next((v for i, v in enumerate(op.operands)
                         if rule.has_partial(i) and v in self.varied), None)
             if src is not None:
@@ -183,12 +183,12 @@ class Activity:
 
     def _backward_op(self, op):
         n = op.name
-        kind = classify(n)
+        kind = op_kind(op)
         changed = False
         if kind == "rule":
             dest = next((r for r in op.results if r in self.useful), None)
             if dest is not None:
-                rule = RULES[n]
+                rule = op_rule(op)
                 for i, v in enumerate(op.operands):
                     if rule.has_partial(i):
                         changed |= self._mark_useful(v, (op, dest))

@@ -43,7 +43,7 @@ import math
 from lldiff.ir import F64, I64, Block, Builder, Func, Op, Region
 
 __all__ = ["RULES", "INACTIVE", "PIECEWISE_CONSTANT", "STRUCTURAL", "Rule", "Emit",
-           "classify", "digamma_func", "helper_func"]
+           "classify", "op_kind", "op_rule", "custom_rule_of", "digamma_func", "helper_func"]
 
 STRUCTURAL = frozenset({"scf.if", "scf.for", "scf.while", "scf.yield", "scf.condition",
                         "func.return", "func.call",
@@ -74,6 +74,79 @@ def classify(name):
     if name in RULES:
         return "rule"
     raise KeyError(f"no derivative rule for {name}")
+
+
+def custom_rule_of(op):
+    """("jvp" | "vjp", rule function name) for a call to a function with a user rule
+    (`@lldiff.custom_jvp` / `@lldiff.custom_vjp`), else None."""
+    if op.name == "func.call":
+        for kind in ("jvp", "vjp"):
+            rule = op.attrs.get("custom_" + kind)
+            if rule is not None:
+                return kind, rule
+    return None
+
+
+def op_kind(op):
+    """`classify` for an op: a call with a user rule is differentiable like a rule op."""
+    return "rule" if custom_rule_of(op) is not None else classify(op.name)
+
+
+def op_rule(op):
+    """The Rule of a differentiable op: the table's, or one made for a call with a user rule.
+
+    A user rule replaces the callee's own derivative (its loops are never differentiated):
+    * custom_jvp rule `r(x..., dx...) -> (y, dy)` (one tangent per float argument): the
+      forward combination is one call with the tangents; partial i is the dy of a call with
+      the unit tangent e_i (reverse mode, which multiplies by ybar);
+    * custom_vjp rule `r(x..., y, ybar) -> (xbar...)` (one per float argument): the adjoint
+      is one call with ybar; the partials are one call with ybar = 1 (forward mode then
+      combines them with the tangents).
+    The callee has one float result. Calls to the rule are plain calls, so a rule is itself
+    differentiated when derivatives are composed (the Hessian of a custom_vjp function is
+    forward mode over its backward rule)."""
+    custom = custom_rule_of(op)
+    if custom is None:
+        return RULES[op.name]
+    kind, name = custom
+    n = len(op.operands)
+    floats = [i for i, v in enumerate(op.operands) if v.type.is_float]
+    every = frozenset(f"x{k}" for k in range(n))
+    ft = op.results[0].type
+
+    def call(e, args, count):
+        return e.b.create("func.call", list(args), {"callee": name},
+                          result_types=[ft] * count).results
+
+    if kind == "jvp":
+        def partials(e, x, y):
+            out = [None] * n
+            for i in floats:
+                unit = [e.c(1.0 if j == i else 0.0) for j in floats]
+                out[i] = call(e, list(x) + unit, 2)[1]
+            return out
+
+        def jvp(e, x, y, dx):
+            return call(e, list(x) + [dx[j] if dx[j] is not None else e.c(0.0)
+                                      for j in floats], 2)[1]
+        return Rule(f"custom_jvp:{name}", partials,
+                    [every if i in floats else None for i in range(n)], jvp=jvp)
+
+    def partials(e, x, y):
+        bars = call(e, list(x) + [y, e.c(1.0)], len(floats))
+        out = [None] * n
+        for i, bar in zip(floats, bars):
+            out[i] = bar
+        return out
+
+    def vjp(e, x, y, ybar, need):
+        bars = call(e, list(x) + [y, ybar], len(floats))
+        out = [None] * n
+        for i, bar in zip(floats, bars):
+            out[i] = bar if need[i] else None
+        return out
+    return Rule(f"custom_vjp:{name}", partials,
+                [every | {"y"} if i in floats else None for i in range(n)], vjp=vjp)
 
 
 class Emit:

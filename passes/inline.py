@@ -3,8 +3,8 @@
 Reverse mode differentiates calls by inlining them first (passes/vjp.py): the callee's loops
 then share the caller's tapes and the cached-value analysis sees across the call, which is
 what Enzyme gets from inlining small functions. The cost is code size, bounded by
-`MAX_DEPTH` nested calls (the frontend rejects recursion). A split form (augmented primal +
-reverse function) is what custom rules will need; it is not used here.
+`MAX_DEPTH` nested calls (the frontend rejects recursion). Calls to functions with a user
+rule (`custom_jvp`/`custom_vjp`) stay calls: the AD passes differentiate them by the rule.
 
 The frontend lowers early returns to structured control flow, so every function body ends in
 its only `func.return`: the inlined body's returned values replace the call's results.
@@ -14,6 +14,7 @@ IR -> IR only; the module is not modified.
 
 from lldiff.ir import Func
 
+from .derivatives import custom_rule_of
 from .rewrite import clone_op
 
 __all__ = ["inline_calls", "MAX_DEPTH"]
@@ -31,7 +32,7 @@ def inline_calls(module, func):
 
 def _inline_block(module, src, dst, vmap, depth):
     for op in src.ops:
-        if op.name == "func.call":
+        if op.name == "func.call" and custom_rule_of(op) is None:
             if depth >= MAX_DEPTH:
                 raise NotImplementedError(f"calls nested deeper than {MAX_DEPTH} levels")
             callee = module[op.attrs["callee"]]
@@ -42,7 +43,8 @@ def _inline_block(module, src, dst, vmap, depth):
             continue
         if op.name == "func.return" and depth > 0:
             return op
-        if any(inner.name == "func.call" for inner in op.walk()):
+        if any(inner.name == "func.call" and custom_rule_of(inner) is None
+               for inner in op.walk()):
             new = clone_op(op, vmap)
             _inline_regions(module, op, new, vmap, depth)
             dst.append(new)

@@ -33,7 +33,7 @@ import sys
 from lldiff.ir import Block, Builder, Func, Op, Region, memref
 
 from .activity import analyze, differentiable
-from .derivatives import RULES, Emit, classify, helper_func
+from .derivatives import Emit, custom_rule_of, helper_func, op_kind, op_rule
 from .inline import inline_calls
 from .rewrite import zeros_like
 
@@ -176,7 +176,7 @@ class _Forward:
             return self.scf_for(op, b)
         if n == "scf.while":
             return self.scf_while(op, b)
-        if n == "func.call":
+        if n == "func.call" and custom_rule_of(op) is None:
             return self.call(op, b)
         if n == "ad.push" and op.operands[0].type.is_float and \
                 self.act.active_tape(op.attrs["tape"]):
@@ -192,7 +192,7 @@ class _Forward:
                   for _ in range(self.W)]
             self.tmap[op.result] = ts[::-1]
             return
-        if classify(n) == "rule" and any(self.act.active(r) for r in op.results):
+        if op_kind(op) == "rule" and any(self.act.active(r) for r in op.results):
             self.rule(op, new, b)
         elif n == "lldiff.alloc" and self.act.active_memory(op.result):
             self.tmap[op.result] = [zeros_like(b, new.result, "tangent") for _ in range(self.W)]
@@ -206,7 +206,7 @@ class _Forward:
                 b.create("lldiff.store", [dv, t] + list(idx), {"shadow": True})
 
     def rule(self, op, new, b):
-        rule = RULES[op.name]
+        rule = op_rule(op)
         x = new.operands
         y = new.result
         dx = [self.tmap.get(v) if rule.has_partial(i) else None

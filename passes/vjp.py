@@ -43,7 +43,7 @@ from lldiff.ir.printer import Namer
 
 from . import cache
 from .activity import analyze, differentiable
-from .derivatives import RULES, Emit, classify, helper_func
+from .derivatives import Emit, custom_rule_of, helper_func, op_kind, op_rule
 from .inline import inline_calls
 from .rewrite import trip_count, zeros_like
 
@@ -234,8 +234,8 @@ class _Reverse:
         elif n in ("lldiff.load", "lldiff.store") and self.act.active_memory(
                 op.operands[0 if n == "lldiff.load" else 1]):
             out += op.operands[1:] if n == "lldiff.load" else op.operands[2:]
-        elif classify(n) == "rule" and any(self.act.active(r) for r in op.results):
-            rule = RULES[n]
+        elif op_kind(op) == "rule" and any(self.act.active(r) for r in op.results):
+            rule = op_rule(op)
             names = set()
             for i, v in enumerate(op.operands):
                 if rule.has_partial(i) and self.act.active(v):
@@ -297,7 +297,8 @@ class _Reverse:
         n = op.name
         if n in _LOOPS and self.region_active(op):
             return self.forward_loop(op, b)
-        if n == "func.call" and any(self.act.active(r) for r in op.results):
+        if n == "func.call" and custom_rule_of(op) is None and \
+                any(self.act.active(r) for r in op.results):
             raise AssertionError("calls are inlined before reverse mode")
         if n == "scf.if":
             return self.forward_if(op, b)
@@ -571,12 +572,12 @@ class _Reverse:
                     if self.act.active(v):
                         self.add(adj, v, g, b)
                 continue
-            if classify(op.name) != "rule":
+            if op_kind(op) != "rule":
                 continue
             r = op.results[0]
             if r not in adj:
                 continue
-            rule = RULES[op.name]
+            rule = op_rule(op)
             need = [rule.has_partial(i) and self.act.active(v) for i, v in enumerate(op.operands)]
             if not any(need):
                 continue
@@ -614,7 +615,7 @@ class _Reverse:
         for o in op.walk():
             if o is op:
                 continue
-            if o.name == "scf.yield" or o.name in _LOOPS or classify(o.name) == "rule" and \
+            if o.name == "scf.yield" or o.name in _LOOPS or op_kind(o) == "rule" and \
                     any(self.act.active(r) for r in o.results):
                 for v in o.operands:
                     if v not in inner and self.act.active(v):

@@ -54,7 +54,7 @@ def lower_function(src, arg_types, symbol, resolve_callee, boundscheck=False):
     """Lower `src` (a `Source`) for `arg_types`; return (Func, callee Funcs).
 
     `resolve_callee(obj, arg_types)` returns `(Func, [Funcs it needs])` when `obj` is an lldiff
-    compiled function, or None. `boundscheck`: array indices out of range raise IndexError
+    compiled function (or `(Func, [Funcs], call attrs)`: a user rule), or None. `boundscheck`: array indices out of range raise IndexError
     (otherwise they are undefined behaviour, as in numba).
     """
     low = _Lowerer(src, arg_types, symbol, resolve_callee)
@@ -1250,12 +1250,13 @@ class _Lowerer:
                                           "supported math/numpy/builtin function)",
                                        "decorate it with @lldiff.jit, or use math/numpy "
                                        "scalar functions")
-            callee, needed = got
+            callee, needed = got[0], got[1]
+            attrs = dict(got[2]) if len(got) > 2 else {}  # e.g. a user rule: custom_jvp
             for fn in needed:
                 self.callees.setdefault(fn.name, fn)
             self.callees.setdefault(callee.name, callee)
-            op = self.b.create("func.call", args, {"callee": callee.name},
-                               result_types=callee.result_types)
+            attrs["callee"] = callee.name
+            op = self.b.create("func.call", args, attrs, result_types=callee.result_types)
             return op.results
         if kind[0] == "builtin" and kind[1] in ("print", "len", "range"):
             return [self.builtin(kind[1], node)]
