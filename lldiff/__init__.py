@@ -8,7 +8,7 @@ from .errors import CompileError, LLDiffError
 
 __version__ = "0.1.0"
 __all__ = ["jit", "jit_grad", "jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev",
-           "hessian", "hvp", "custom_jvp", "custom_vjp", "vectorize", "CompileError",
+           "hessian", "hvp", "jet", "custom_jvp", "custom_vjp", "vectorize", "CompileError",
            "LLDiffError", "__version__"]
 
 
@@ -17,7 +17,7 @@ def __getattr__(name):
         from . import api
         value = getattr(api, name)
     elif name in ("jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev", "hessian",
-                  "hvp"):
+                  "hvp", "jet"):
         from . import ad
         value = getattr(ad, name)
     elif name in ("custom_jvp", "custom_vjp"):

@@ -9,12 +9,14 @@ Differentiable arguments and results are the float ones. An int or bool argument
 tangent: pass None or 0 for it (JAX's float0). An int or bool result's tangent is None.
 """
 
+import math
 import numbers
 import weakref
 
 from .api import Dispatcher, _arrays_ok, _check_arrays, _numpy, _plan_key, jit
 
-__all__ = ["jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev", "hessian", "hvp"]
+__all__ = ["jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev", "hessian", "hvp",
+           "jet"]
 
 _auto = weakref.WeakKeyDictionary()  # plain Python function -> its jit dispatcher
 
@@ -645,6 +647,51 @@ def _grad_jvp(d, who, nums, primals, tangents):
     dg = {i: out[ng + 1 + k] for k, i in enumerate(scalars)}
     dg.update(zip(arrays, dshadows))
     return out[0], g, out[ng], dg
+
+
+def jet(f, primals, series):
+    """Taylor mode, as `jax.experimental.jet.jet`: truncated Taylor series pushed through f
+    in one native call (passes/taylor.py).
+
+    `primals` are the arguments x0; `series` has, per argument, a list [x1, ..., xK] of its
+    derivative coefficients along a curve, x(t) = x0 + x1 t + x2 t^2/2! + ... + xK t^K/K!
+    (None for an argument that stays constant, and for int and bool arguments). Returns
+    `(f(x0), [y1, ..., yK])`, y(t) = f(x(t)) in the same convention (a tuple of such lists
+    for a tuple-valued f; None for a result that is not a float). K <= 16.
+    """
+    d = _dispatcher(f, "jet")
+    _check_pair("jet", primals, series)
+    orders = {len(c) for c in series if c is not None}
+    if len(orders) != 1:
+        raise ValueError("lldiff.jet: give every non-None series the same length K >= 1 "
+                         f"(got lengths {sorted(orders) or 'none'})")
+    K = orders.pop()
+    if not 1 <= K <= 16:
+        raise ValueError(f"lldiff.jet: the series order must be 1..16, got {K}")
+    values = d._bind(tuple(primals), {})
+    types = tuple(d._arg_type(name, v) for name, v in values)
+    nums = tuple(i for i, c in enumerate(series) if c is not None)
+    _check_argnums(d, "jet", values, types, nums, arrays=False)
+    mask = [i in nums for i in range(len(types))]
+    spec = d._derived(types, "jet", mask, K)
+    fact = [math.factorial(k) for k in range(K + 1)]
+    coeffs = []
+    for i in nums:
+        for k, c in enumerate(series[i], start=1):
+            if not _real(c):
+                raise TypeError(f"lldiff.jet: series for argument '{values[i][0]}' must hold "
+                                f"real numbers, got {type(c).__name__}")
+            coeffs.append(float(c) / fact[k])
+    rtypes = d._ir(types).func.result_types
+    out = spec.entry(*[_canonical(v) for _, v in values], *coeffs)
+    out = list(out) if isinstance(out, tuple) else [out]
+    n = len(rtypes)
+    rest = iter(out[n:])
+    ys = []
+    for t in rtypes:
+        ys.append([next(rest) * fact[k] for k in range(1, K + 1)] if t.is_float else None)
+    y0 = out[0] if n == 1 else tuple(out[:n])
+    return y0, (ys[0] if n == 1 else tuple(ys))
 
 
 def vjp(f, *primals):

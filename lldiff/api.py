@@ -367,7 +367,7 @@ class Dispatcher:
             if d is not None:
                 return d
             from .ir import Module, print_func, verify
-            from .passes import grad_func, jvp_func, run_pipeline, vjp_func
+            from .passes import grad_func, jvp_func, run_pipeline, taylor_func, vjp_func
             primal = self._ir(types)
             t0 = time.perf_counter()
             module = Module(list(primal.module))
@@ -375,6 +375,8 @@ class Dispatcher:
                 self._rule_wrapper(module, primal)
             if kind == "jvp":
                 name = jvp_func(module, target, mask, width)
+            elif kind == "jet":  # Taylor mode, `width` = the order
+                name = taylor_func(module, target, mask, width)
             elif kind == "vjp" and width == 1:  # seeded: the results that get adjoint code
                 name = vjp_func(module, target, mask, seeded)
             elif kind == "grad" and width == 1:
@@ -397,11 +399,12 @@ class Dispatcher:
             d = _Specialization(types, name)
             d.kind = kind
             d.variant = key[1:]
-            d.timings["pass:" + ("jvp" if kind == "jvp" else "vjp")] = time.perf_counter() - t0
+            d.timings["pass:" + (kind if kind in ("jvp", "jet") else "vjp")] = \
+                time.perf_counter() - t0
             if self.verify:
                 verify(module)
             run_pipeline(module, "canonicalize", verify=self.verify, timings=d.timings)
-            if kind != "jvp":
+            if kind not in ("jvp", "jet"):
                 d.before_tape = [print_func(f) for f in module if f.name not in
                                  primal.module.funcs]
                 run_pipeline(module, "tape", verify=self.verify, timings=d.timings)
