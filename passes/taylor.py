@@ -289,8 +289,38 @@ def _powf(s, xs, y, op):
 
 
 def _fpowi(s, xs, y, op):
-    n = s.e.b.value("arith.sitofp", xs[1][0], to=s.e.t)
-    return s.power(xs[0], n, y)
+    """x ** n: for a constant n >= 0 by products of series (exact where x is 0, where the
+    power recurrence divides by it), otherwise by the recurrence, with products where x is
+    0."""
+    src = getattr(op.operands[1], "op", None)
+    if src is not None and src.name == "arith.constant" and 0 <= src.attrs["value"] <= 64:
+        n = src.attrs["value"]
+        out, base = s.const(s.e.c(1.0)), xs[0]
+        while n:
+            if n & 1:
+                out = s.mul(out, base)
+            n >>= 1
+            if n:
+                base = s.mul(base, base)
+        return [y] + out[1:]
+    n = xs[1][0]
+    rec = s.power(xs[0], s.e.b.value("arith.sitofp", n, to=s.e.t), y)
+    # where x is 0 the recurrence divides by 0: there, x^n for n = 0..K by products of
+    # series, chosen by n at run time (for n > K every coefficient up to K is 0)
+    a = xs[0]
+    powers = [s.const(s.e.c(1.0))]
+    for _ in range(s.K):
+        powers.append(s.mul(powers[-1], a))
+    at_zero = s.e.cmp("oeq", a[0], 0.0)
+    out = [y]
+    for k in range(1, s.K + 1):
+        v = s.e.c(0.0)
+        for m in range(s.K, -1, -1):
+            if powers[m][k] is not None:
+                is_m = s.e.b.value("arith.cmpi", n, s.e.b.const(m, n.type), pred="eq")
+                v = s.e.select(is_m, powers[m][k], v)
+        out.append(s.e.select(at_zero, v, s.value(rec[k])))
+    return out
 
 
 def _hypot(s, xs, y, op):

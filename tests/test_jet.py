@@ -171,3 +171,155 @@ def test_errors():
         lldiff.jet(exp_sin, (0.6,), ([1.0] * 17,))
     with pytest.raises(TypeError, match="only float arguments"):
         lldiff.jet(branchy, (0.8, 7), (None, [1.0]))
+
+
+# --- the corpus: every smooth point of every function with float arguments --------------------
+
+def _corpus_cases():
+    import os
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import corpus
+    return [pytest.param(c, id=c.fn.__name__) for c in corpus.CASES
+            if any(isinstance(a, float) for args in c.inputs for a in args)]
+
+
+CORPUS_STATS = {"checked": 0, "skipped": 0}
+# Points where the program's Taylor series is not the function's, with the reason.
+JET_LIMITS = {
+    ("call_chain", (0.0,)): "clamp(c x^2, 0, 100) at x = 0 is a tie of max: the program's "
+                            "series is that of the branch Python returns (the constant 0), "
+                            "the function's that of c x^2 (a second-order difference)",
+    ("sinc", (1e-300,)): "sin(x)/x at x = 1e-300: the quotient recurrence divides by x and "
+                         "cancels catastrophically next to the removable singularity",
+    ("logistic_map", (3.7, 0.5, 100)): "chaotic: 100 steps of the logistic map at r = 3.7 "
+                                       "amplify rounding ~1e15-fold, so the float trajectory "
+                                       "is not the exact one the reference follows",
+}
+
+
+
+@pytest.fixture(scope="module")
+def corpus_namespaces():
+    import types as _types
+
+    import corpus
+    from test_jvp_corpus import FUNCS as CFUNCS
+    from test_jvp_corpus import _mp_namespace
+    ns = dict(vars(corpus))
+    for name, fn in CFUNCS.items():
+        clone = _types.FunctionType(fn.__code__, ns, fn.__name__, fn.__defaults__,
+                                    fn.__closure__)
+        ns[name] = lldiff.jit(clone, opt=2)
+    return ns, _mp_namespace()
+
+
+@pytest.mark.parametrize("case", _corpus_cases())
+def test_corpus_jets_match_mpmath_taylor_coefficients(case, corpus_namespaces):
+    """Orders 1-8 along a random direction at each input where the function is smooth (the
+    mpmath twin takes the same path at x and x +- 1e-20): lldiff's coefficients against
+    mpmath.taylor of the mpmath twin (the source re-executed with mpmath numbers)."""
+    import random
+
+    import mpmath
+    import numpy as np
+    from test_jvp_corpus import (ORACLE_DOES_NOT_APPLY, _as_list, _finite_float_result,
+                                 _Timeout, _traced, _with_timeout)
+    jit_ns, mp_ns = corpus_namespaces
+    name = case.fn.__name__
+    d, g = jit_ns[name], mp_ns[name]
+    rng = random.Random(name + "jet")
+    for n_in, args in enumerate(case.inputs):
+        K = (1, 4, 8)[n_in % 3]
+        try:
+            with np.errstate(all="ignore"):
+                py = case.fn(*args)
+        except Exception:  # noqa: BLE001 - inputs where Python raises are not differentiated
+            continue
+        if not _finite_float_result(py) or not all(
+                math.isfinite(a) for a in args if isinstance(a, float)):
+            continue
+        dirs = [rng.uniform(-1, 1) if isinstance(a, float) else None for a in args]
+        if all(v is None for v in dirs):
+            continue
+        if (name, args) in ORACLE_DOES_NOT_APPLY or (name, args) in JET_LIMITS:
+            CORPUS_STATS["skipped"] += 1
+            continue
+        try:
+            y0, ys = lldiff.jet(d, args, [None if v is None else [v] + [0.0] * (K - 1)
+                                          for v in dirs])
+        except NotImplementedError as e:
+            assert "lgamma" in str(e) or "tgamma" in str(e), e
+            CORPUS_STATS["skipped"] += 1
+            continue
+        big = max([abs(a) for a in args if isinstance(a, float)] + [1.0])
+        dps = 60 + 2 * int(math.log10(big))
+
+        def at(t):
+            xs = [mpmath.mpf(a) + t * mpmath.mpf(v) if v is not None else a
+                  for a, v in zip(args, dirs)]
+            return _traced(g, *xs)
+
+        try:
+            with mpmath.workdps(dps):
+                paths = [_with_timeout(5, at, mpmath.mpf(t))[1]
+                         for t in ("-1e-20", "0", "1e-20")]
+                if not paths[0] == paths[1] == paths[2]:
+                    CORPUS_STATS["skipped"] += 1  # a branch boundary
+                    continue
+                delta = mpmath.mpf("1e-30")
+                lo, mid, hi = (_as_list(at(t)[0]) for t in (-delta, mpmath.mpf(0), delta))
+                kinked = False
+                for u, v, w in zip(lo, mid, hi):
+                    if isinstance(v, mpmath.mpf):
+                        left, right = (v - u) / delta, (w - v) / delta
+                        # a jump (%, //, floor) or a kink (abs, min, max) at the point
+                        kinked |= abs(left - right) > mpmath.mpf("1e-12") * max(
+                            abs(left), abs(right), 1)
+                if kinked:
+                    CORPUS_STATS["skipped"] += 1
+                    continue
+                outs = _as_list(py)
+                refs = []
+                for k in range(len(outs)):
+                    if not isinstance(outs[k], float):
+                        refs.append(None)
+                        continue
+                    # at two precisions (mpmath's step shrinks with the precision): a jump
+                    # (floor, //, %) within reach of the differences makes them disagree,
+                    # and the point is skipped
+                    fk = (lambda t, k=k: _as_list(at(t)[0])[k])
+                    cs = []
+                    for extra in (0, 60):
+                        with mpmath.workdps(dps + extra):
+                            cs.append(_with_timeout(20, mpmath.taylor, fk, 0, K))
+                    ref = [float(cs[0][j] * mpmath.factorial(j)) for j in range(1, K + 1)]
+                    alt = [float(cs[1][j] * mpmath.factorial(j)) for j in range(1, K + 1)]
+                    scale = max([abs(r) for r in ref] + [1.0])
+                    if any(abs(r - q) > 1e-9 * scale for r, q in zip(ref, alt)):
+                        raise ValueError("not smooth at the scale of the differences")
+                    refs.append(ref)
+        except (_Timeout, ZeroDivisionError, ValueError, OverflowError, TypeError):
+            CORPUS_STATS["skipped"] += 1
+            continue
+        got = [ys] if not isinstance(ys, tuple) else list(ys)
+        for k, ref in enumerate(refs):
+            if ref is None or any(isinstance(r, complex) for r in ref):
+                continue
+            if any(not math.isfinite(r) for r in ref):
+                continue
+            scale = max([abs(r) for r in ref] + [1.0])
+            for j, (a, b) in enumerate(zip(got[k], ref)):
+                # each order's recurrence adds rounding: 1e-7 at order 1, doubling per order
+                tol = 1e-7 * 2 ** j
+                assert abs(a - b) <= tol * max(abs(b), 1e-4 * scale), \
+                    f"{name}{args} along {dirs}: output {k}, order {j + 1}: {a} vs mpmath {b}"
+            CORPUS_STATS["checked"] += 1
+
+
+def test_most_corpus_points_were_checked():
+    """Guards the corpus test against skipping everything (runs after it, in order)."""
+    if CORPUS_STATS["checked"] + CORPUS_STATS["skipped"] == 0:
+        pytest.skip("the corpus jet test did not run in this session")
+    print(f"corpus jets: {CORPUS_STATS}")
+    assert CORPUS_STATS["checked"] >= 3 * CORPUS_STATS["skipped"], CORPUS_STATS
