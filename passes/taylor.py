@@ -236,9 +236,9 @@ def _u_only(build_g):
     return rule
 
 
-def _one_minus_sq(s, u, sign=1.0):
-    sq = s.mul(u, u)
-    return s.add(s.const(s.e.c(1.0)), s.scale(sq, -sign)) if sign else sq
+def _one_plus_sq(s, u, c):
+    """1 + c u^2 as a series."""
+    return s.add(s.const(s.e.c(1.0)), s.scale(s.mul(u, u), c))
 
 
 _TAYLOR = {
@@ -263,17 +263,16 @@ _TAYLOR = {
     "math.log10": lambda s, xs, y, op: s.integrate(
         y, s.div(s.const(s.e.c(1.0 / math.log(10.0))), xs[0]), xs[0]),
     "math.cbrt": lambda s, xs, y, op: s.power(xs[0], 1.0 / 3.0, y),
-    "math.atan": _u_only(lambda s, u: s.div(s.const(s.e.c(1.0)),
-                                            s.add(s.const(s.e.c(1.0)), s.mul(u, u)))),
+    "math.atan": _u_only(lambda s, u: s.div(s.const(s.e.c(1.0)), _one_plus_sq(s, u, 1.0))),
     "math.asin": _u_only(lambda s, u: s.div(s.const(s.e.c(1.0)),
-                                            s.sqrt(_one_minus_sq(s, u)))),
+                                            s.sqrt(_one_plus_sq(s, u, -1.0)))),
     "math.acos": _u_only(lambda s, u: s.div(s.const(s.e.c(-1.0)),
-                                            s.sqrt(_one_minus_sq(s, u)))),
+                                            s.sqrt(_one_plus_sq(s, u, -1.0)))),
     "math.asinh": _u_only(lambda s, u: s.div(s.const(s.e.c(1.0)),
-                                             s.sqrt(_one_minus_sq(s, u, -1.0)))),
+                                             s.sqrt(_one_plus_sq(s, u, 1.0)))),
     "math.acosh": _u_only(lambda s, u: s.div(s.const(s.e.c(1.0)), s.sqrt(
         s.add(s.mul(u, u), s.const(s.e.c(-1.0)))))),
-    "math.atanh": _u_only(lambda s, u: s.div(s.const(s.e.c(1.0)), _one_minus_sq(s, u))),
+    "math.atanh": _u_only(lambda s, u: s.div(s.const(s.e.c(1.0)), _one_plus_sq(s, u, -1.0))),
     "math.erf": _u_only(lambda s, u: s.scale(s.exp(s.neg(s.mul(u, u))),
                                              2.0 / math.sqrt(math.pi))),
     "math.erfc": _u_only(lambda s, u: s.scale(s.exp(s.neg(s.mul(u, u))),
