@@ -64,6 +64,7 @@ def _decorator(cls, who):
             d = jit(f, opt=opt, verify=verify)
             sub = type(f"{who}<{d.__name__}>", (cls,), {})
             c = sub(d.py_func, d.opt, d.verify)
+            c.boundscheck = d.boundscheck
             return c
         return wrap if fn is None else wrap(fn)
     deco.__name__ = who
