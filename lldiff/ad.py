@@ -764,8 +764,11 @@ def jacrev(f, argnums=0):
 
     Returns what `jacfwd` returns: d out/d x for an int `argnums` (a tuple over outputs for a
     tuple-valued f), a tuple over argnums for a tuple of argnums. For an array output of
-    shape S and an array argument of shape A the block has shape S + A.
+    shape S and an array argument of shape A the block has shape S + A. Of a gradient
+    (`jacrev(grad(h))`), the Hessian rows, computed forward over reverse as `jacfwd` does.
     """
+    if getattr(f, "_lldiff_grad", None) is not None:
+        return _derivative_of_grad(f, argnums, "jacrev", False)
     d = _dispatcher(f, "jacrev")
     nums, single = _argnums(argnums, "jacrev")
 
