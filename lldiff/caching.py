@@ -184,8 +184,12 @@ def _describe(v, names, seen):
         if id(v) in seen:
             return f"lldiff {v.__qualname__} (again)"
         seen.add(id(v))
+        rule = ""
+        if v._custom is not None:  # a user rule is part of every derivative through v
+            rule = f" custom_{v._custom[0]} {_describe(v._custom[1], names, seen)}"
         return (f"lldiff {type(v).__mro__[1].__name__} opt={v.opt} "
-                f"boundscheck={v.boundscheck} {{\n{_describe_function(v.py_func, seen)}\n}}")
+                f"boundscheck={v.boundscheck}{rule} "
+                f"{{\n{_describe_function(v.py_func, seen)}\n}}")
     qn = getattr(v, "__qualname__", None) or getattr(v, "__name__", None)
     if isinstance(qn, str):
         return f"object {getattr(v, '__module__', None)}.{qn}"

@@ -355,3 +355,34 @@ def test_signature_agrees_with_the_dispatcher():
     assert signature([("x", np.float64(1.0))]) is None  # converted by the dispatcher first
     assert signature([("x", np.zeros(3, ">f8"))]) is None
     assert signature([]) == "void"
+
+
+def test_edited_custom_rule_is_a_miss(tmp_path):
+    (tmp_path / "mod.py").write_text(textwrap.dedent('''
+        import lldiff
+
+        @lldiff.custom_jvp
+        def cube(x):
+            return x * x * x
+
+        @cube.defjvp
+        def cube_jvp(x, dx):
+            return x * x * x, 3.0 * x * x * dx
+
+        @lldiff.jit_grad(cache=True)
+        def f(x):
+            return cube(x) + 1.0
+    '''))
+    script = textwrap.dedent('''
+        import json, sys
+        sys.path.insert(0, sys.argv[1])
+        import mod
+        from lldiff.runtime import diskcache
+        print(json.dumps({"g": mod.f(2.0)[1], "stats": diskcache.stats}))
+    ''')
+    assert _run(tmp_path, script)["g"] == 12.0
+    assert _run(tmp_path, script)["stats"]["hits"] == 1
+    (tmp_path / "mod.py").write_text((tmp_path / "mod.py").read_text()
+                                     .replace("3.0 * x * x * dx", "7.0 * dx"))
+    out = _run(tmp_path, script)
+    assert out["g"] == 7.0 and out["stats"]["hits"] == 0
