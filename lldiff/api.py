@@ -24,13 +24,16 @@ _lock = threading.RLock()
 _symbol_counter = [0]
 
 
-def jit(fn=None, *, opt=None, verify=None, boundscheck=None, cache=False):
+def jit(fn=None, *, opt=None, verify=None, boundscheck=None, cache=False, fastmath=False):
     """Compile `fn` lazily for each argument-type signature it is called with.
 
     opt: LLVM optimization level 0-3 (default 2, or $LLDIFF_OPT).
     verify: run the IR verifier after every pass (default: $LLDIFF_VERIFY, tests set it).
     boundscheck: array indices out of range raise IndexError (default: $LLDIFF_BOUNDSCHECK;
     off, they are undefined behaviour, as in numba).
+    fastmath: let LLVM reassociate and contract float arithmetic (sums vectorize into partial
+    sums; results may differ from Python's order in the last bits; NaN and infinities keep
+    their meaning), in the function and the functions it calls, and in its derivatives.
     cache: keep the machine code on disk ($LLDIFF_CACHE_DIR, else ~/.cache/lldiff) and load
     it in later processes instead of compiling (lldiff/caching.py says what the key covers).
     """
@@ -52,6 +55,7 @@ def jit(fn=None, *, opt=None, verify=None, boundscheck=None, cache=False):
         d = cls(f, opt, verify)
         d.boundscheck = bool(boundscheck)
         d.cache = bool(cache)
+        d.fastmath = bool(fastmath)
         return d
 
     return wrap if fn is None else wrap(fn)
@@ -86,6 +90,7 @@ class Dispatcher:
         self.verify = verify
         self.boundscheck = False
         self.cache = False
+        self.fastmath = False
         self._custom = None  # ("jvp" | "vjp", rule Dispatcher): lldiff/custom.py
         self._in_rule = 0  # > 0 while the rule's IR is built
         self._hits = {}  # (signature, variant) -> disk-cache entry (entry point, writes), or
@@ -290,7 +295,8 @@ class Dispatcher:
         # always, whatever `verify` says: IR a pass got wrong must be a Python exception
         # (VerificationError), never native code
         verify(spec.module)
-        text = codegen.emit(spec.module, [spec.symbol], name=spec.symbol)
+        text = codegen.emit(spec.module, [spec.symbol], name=spec.symbol,
+                            fastmath=self.fastmath)
         spec.timings["codegen"] = time.perf_counter() - t0
         spec.llvm_text = text
         entry_sym = codegen.entry_name(spec.symbol)
@@ -334,6 +340,7 @@ class Dispatcher:
                                 "functions of numbers returning numbers are mapped")
             verify(spec.module)
             text, errors = codegen.emit_map_module(spec.module, spec.symbol,
+                                                   fastmath=self.fastmath,
                                                    name=spec.symbol + ".map")
             sym = codegen.map_name(spec.symbol)
             lib, addresses = self._machine_code(types, ("map",) + spec.variant, text, [sym],
@@ -560,7 +567,8 @@ class Dispatcher:
         from . import codegen
         from .runtime import get_engine
         spec = self._ir(types)
-        text = spec.llvm_text or codegen.emit(spec.module, [spec.symbol], name=spec.symbol)
+        text = spec.llvm_text or codegen.emit(spec.module, [spec.symbol], name=spec.symbol,
+                                              fastmath=self.fastmath)
         if stage == "llvm":
             return text
         eng = get_engine()
@@ -573,7 +581,7 @@ class Dispatcher:
         return list(self._specs)
 
 
-def jit_grad(fn=None, *, opt=None, verify=None, cache=False):
+def jit_grad(fn=None, *, opt=None, verify=None, cache=False, fastmath=False):
     """Compile `fn` and its reverse-mode gradient: calling it returns `(value, gradient)`.
 
     The gradient is taken with respect to every float argument and float array (a float or an
@@ -588,6 +596,7 @@ def jit_grad(fn=None, *, opt=None, verify=None, cache=False):
         g = cls(d.py_func, d.opt, d.verify)
         g.boundscheck = d.boundscheck
         g.cache = bool(cache)
+        g.fastmath = bool(fastmath)
         return g
 
     return wrap if fn is None else wrap(fn)

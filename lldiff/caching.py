@@ -61,7 +61,8 @@ def key(d, sig, variant):
     if not fp:
         return None
     np = f"numpy {sys.modules['numpy'].__version__}\n" if "arr" in sig else ""
-    return (f"{diskcache.environment()}\n{np}opt={d.opt} boundscheck={d.boundscheck}\n"
+    return (f"{diskcache.environment()}\n{np}opt={d.opt} boundscheck={d.boundscheck} "
+            f"fastmath={d.fastmath}\n"
             f"{sig} {variant!r}\n{fp}")
 
 

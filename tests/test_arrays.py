@@ -7,6 +7,7 @@ interpreter with the native code.
 
 import ctypes
 import math
+import re
 import shutil
 import subprocess
 
@@ -483,3 +484,29 @@ def test_array_ir_parses_with_mlir_opt():
         r = subprocess.run([tool, "--allow-unregistered-dialect", "-"], input=text,
                            capture_output=True, text=True)
         assert r.returncode == 0, f"{fn.__name__}:\n{r.stderr[:2000]}\n{text[:2000]}"
+
+
+def _sum_squares(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += x[i] * x[i]
+    return s
+
+
+def test_fastmath_reassociates_sums_into_vector_code():
+    x = np.random.default_rng(7).normal(size=10_001)
+    plain = lldiff.jit(_sum_squares)
+    fast = lldiff.jit(_sum_squares, fastmath=True)
+    want = math.fsum(v * v for v in x)
+    assert plain(x) == pytest.approx(want, rel=1e-13)
+    assert fast(x) == pytest.approx(want, rel=1e-13)  # another summation order, same sum
+    assert "fadd reassoc contract" in fast.inspect("llvm", x)
+    assert "fadd reassoc" not in plain.inspect("llvm", x)
+    vec = re.compile(r"<\d+ x double>")
+    assert vec.search(fast.inspect("llvm-opt", x)) and not vec.search(plain.inspect("llvm-opt", x))
+    v, g = lldiff.jit_grad(_sum_squares, fastmath=True)(x)
+    assert v == pytest.approx(want, rel=1e-13)
+    np.testing.assert_allclose(g, 2 * x, rtol=1e-15)
+    nan = x.copy()
+    nan[5] = math.nan
+    assert math.isnan(fast(nan))  # NaN keeps its meaning (no nnan flag)

@@ -7,18 +7,18 @@ from .llvm import LOWER, STRUCTURAL, emit_module
 __all__ = ["emit", "emit_map_module", "entry_name", "map_name", "LOWER", "STRUCTURAL"]
 
 
-def emit(module, entries, name="lldiff"):
+def emit(module, entries, name="lldiff", fastmath=False):
     """LLVM IR text for `module`, exporting `entries` (IR func names) with entry points
     (which may reference the process symbols of abi.py: NDARRAY_TYPE, ARRAY_BOXER)."""
-    lm, errors = emit_module(module, set(entries), name)
+    lm, errors = emit_module(module, set(entries), name, fastmath)
     for fname in entries:
         emit_entry(lm, module[fname], errors)
     return str(lm)
 
 
-def emit_map_module(module, symbol, name="lldiff"):
+def emit_map_module(module, symbol, name="lldiff", fastmath=False):
     """LLVM IR text for `module` with an elementwise map kernel of `symbol` (kernel.py), and
     the error table: [(exception name, message)] for status codes 1, 2, ..."""
-    lm, errors = emit_module(module, {symbol}, name)
+    lm, errors = emit_module(module, {symbol}, name, fastmath)
     emit_map(lm, module[symbol])
     return str(lm), list(errors.entries)

@@ -90,11 +90,12 @@ class ErrorTable:
         return self.entries.index(key) + 1
 
 
-def emit_module(module, exported, name="lldiff"):
+def emit_module(module, exported, name="lldiff", fastmath=False):
     """Return (llvmlite.ir.Module, ErrorTable); `exported` functions get external linkage."""
     lm = L.Module(name=name)
     errors = ErrorTable()
     ctx = _ModuleCtx(lm, errors)
+    ctx.fastmath = fastmath
     for f in module:
         ctx.declare(f, exported=f.name in exported)
     for f in module:
@@ -104,6 +105,7 @@ def emit_module(module, exported, name="lldiff"):
 
 class _ModuleCtx:
     def __init__(self, lm, errors):
+        self.fastmath = False
         self.lm = lm
         self.errors = errors
         self.funcs = {}
@@ -157,6 +159,21 @@ class _ModuleCtx:
 
 def _bin(method):
     return lambda fe, op, a: [getattr(fe.bd, method)(*a)]
+
+
+# `fastmath=True` (lldiff.jit): float arithmetic may be reassociated and contracted (a sum
+# becomes vector partial sums, a*b+c an fma), as numba's fastmath allows; NaN, infinities and
+# signed zeros keep their IEEE meaning (no nnan/ninf/nsz).
+FASTMATH_FLAGS = ("reassoc", "contract")
+
+
+def _fbin(method):
+    def lower(fe, op, a):
+        inst = getattr(fe.bd, method)(*a)
+        if fe.ctx.fastmath:
+            inst.flags.extend(FASTMATH_FLAGS)
+        return [inst]
+    return lower
 
 
 def _intrinsic(name):
@@ -266,8 +283,8 @@ def _constant(fe, op, a):
 
 LOWER = {
     "arith.constant": _constant,
-    "arith.addf": _bin("fadd"), "arith.subf": _bin("fsub"), "arith.mulf": _bin("fmul"),
-    "arith.divf": _bin("fdiv"), "arith.remf": _bin("frem"),
+    "arith.addf": _fbin("fadd"), "arith.subf": _fbin("fsub"), "arith.mulf": _fbin("fmul"),
+    "arith.divf": _fbin("fdiv"), "arith.remf": _bin("frem"),
     "arith.negf": lambda fe, op, a: [fe.bd.fneg(a[0])],
     "arith.addi": _bin("add"), "arith.subi": _bin("sub"), "arith.muli": _bin("mul"),
     "arith.floordivsi": _floordivsi, "arith.remsi": _remsi,
