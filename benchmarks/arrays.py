@@ -60,6 +60,8 @@ def main(argv=None):
     spec = f._derived((memref(F64, 1),), "grad", (True,), seeded=(True,))
     shadow = np.zeros(n)
     grad = lldiff.grad(f)
+    ff = lldiff.jit(poorman_norm, fastmath=True)  # sums reassociated: vector partial sums
+    fspec = ff._derived((memref(F64, 1),), "grad", (True,), seeded=(True,))
 
     @numba.njit
     def nb_norm(x):
@@ -78,7 +80,8 @@ def main(argv=None):
             dx[i] += x[i] * r
         return s
 
-    f(x), spec.entry(x, shadow), grad(x), nb_norm(x), nb_hand_grad(x, shadow)
+    f(x), spec.entry(x, shadow), grad(x), nb_norm(x), nb_hand_grad(x, shadow), ff(x)
+    fspec.entry(x, shadow)
     shadow[:] = 0.0
     spec.entry(x, shadow)
     err = np.abs(shadow - x / np.linalg.norm(x)).max()
@@ -86,6 +89,8 @@ def main(argv=None):
         "lldiff primal": lambda: f(x),
         "lldiff vjp into a given shadow": lambda: spec.entry(x, shadow),
         "lldiff.grad (allocates dx)": lambda: grad(x),
+        "lldiff primal, fastmath": lambda: ff(x),
+        "lldiff vjp, fastmath": lambda: fspec.entry(x, shadow),
         "numba primal": lambda: nb_norm(x),
         "numba hand-written gradient": lambda: nb_hand_grad(x, shadow),
     }
