@@ -181,7 +181,9 @@ class _Series:
             out.append(None if acc is None else self.e.div(acc, self.e.mul(a[0], float(k))))
         return out
 
-    def sincos(self, a, s0, c0):
+    def pair(self, a, s0, c0, sign):
+        """sin/cos (sign -1) or sinh/cosh (sign +1) of a, carried together: s' = c a',
+        c' = sign s a'."""
         s, c = [s0], [c0]
         for k in range(1, self.K + 1):
             ds = self._sum(self._scale(self._mul(a[j], c[k - j]), float(j))
@@ -189,18 +191,7 @@ class _Series:
             dc = self._sum(self._scale(self._mul(a[j], s[k - j]), float(j))
                            for j in range(1, k + 1))
             s.append(self._scale(ds, 1.0 / k))
-            c.append(self._scale(dc, -1.0 / k))
-        return s, c
-
-    def sinhcosh(self, a, s0, c0):
-        s, c = [s0], [c0]
-        for k in range(1, self.K + 1):
-            ds = self._sum(self._scale(self._mul(a[j], c[k - j]), float(j))
-                           for j in range(1, k + 1))
-            dc = self._sum(self._scale(self._mul(a[j], s[k - j]), float(j))
-                           for j in range(1, k + 1))
-            s.append(self._scale(ds, 1.0 / k))
-            c.append(self._scale(dc, 1.0 / k))
+            c.append(self._scale(dc, sign / k))
         return s, c
 
     def linear(self, op, xs, y):
@@ -248,10 +239,10 @@ _TAYLOR = {
     "math.exp": lambda s, xs, y, op: s.exp(xs[0], y),
     "math.log": lambda s, xs, y, op: s.log(xs[0], y),
     "math.sqrt": lambda s, xs, y, op: s.sqrt(xs[0], y),
-    "math.sin": lambda s, xs, y, op: s.sincos(xs[0], y, s.e.op("math.cos", xs[0][0]))[0],
-    "math.cos": lambda s, xs, y, op: s.sincos(xs[0], s.e.op("math.sin", xs[0][0]), y)[1],
-    "math.sinh": lambda s, xs, y, op: s.sinhcosh(xs[0], y, s.e.op("math.cosh", xs[0][0]))[0],
-    "math.cosh": lambda s, xs, y, op: s.sinhcosh(xs[0], s.e.op("math.sinh", xs[0][0]), y)[1],
+    "math.sin": lambda s, xs, y, op: s.pair(xs[0], y, s.e.op("math.cos", xs[0][0]), -1.0)[0],
+    "math.cos": lambda s, xs, y, op: s.pair(xs[0], s.e.op("math.sin", xs[0][0]), y, -1.0)[1],
+    "math.sinh": lambda s, xs, y, op: s.pair(xs[0], y, s.e.op("math.cosh", xs[0][0]), 1.0)[0],
+    "math.cosh": lambda s, xs, y, op: s.pair(xs[0], s.e.op("math.sinh", xs[0][0]), y, 1.0)[1],
     "math.tanh": lambda s, xs, y, op: s.integrate(y, _poly_y(s, 1.0, -1.0), xs[0]),
     "math.tan": lambda s, xs, y, op: s.integrate(y, _poly_y(s, 1.0, 1.0), xs[0]),
     "math.expm1": lambda s, xs, y, op: [y] + s.exp(xs[0], s.e.add(y, 1.0))[1:],
