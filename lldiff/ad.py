@@ -381,7 +381,7 @@ def _np():
     return numpy
 
 
-def _grad_call(d, who, nums, has_aux, args, kwargs, plans=None):
+def _grad_call(d, who, nums, has_aux, args, kwargs, plans=None, checkpoints=None):
     """One native reverse sweep: (value, aux or None, gradients in argnums order). `plans`
     (a dict) remembers, per `_plan_key`, a plan that repeats such a call without the checks
     it passed."""
@@ -405,7 +405,7 @@ def _grad_call(d, who, nums, has_aux, args, kwargs, plans=None):
                         f"differentiate){' and its aux' if has_aux else ''}; it returns {got}")
     mask = [i in nums for i in range(len(values))]
     seeded = [i == 0 for i in range(len(rtypes))]
-    spec = d._derived(types, "grad", mask, seeded=seeded)
+    spec = d._derived(types, "grad", mask, seeded=seeded, checkpoints=checkpoints)
     writes = spec.func.attrs.get("writes", ())
     _check_arrays(d.__name__, values, writes)
     arrays = sorted(k for k in nums if types[k].is_memref)
@@ -444,17 +444,25 @@ def _grad_call(d, who, nums, has_aux, args, kwargs, plans=None):
     return call([_canonical(v) for _, v in values])
 
 
-def grad(f, argnums=0, has_aux=False):
+def grad(f, argnums=0, has_aux=False, checkpoints=None):
     """The gradient of a float-valued `f` by reverse mode, as `jax.grad`.
 
     Returns a function of the same arguments whose value is df/dx for an int `argnums` and a
     tuple of them for a tuple; with `has_aux`, f returns (value, aux) and the function returns
     (gradient, aux). The value and the gradient come from one native call.
 
+    `checkpoints=c` (an int >= 1) bounds the memory of f's long loops: each top-level loop
+    that carries only numbers and writes no array keeps at most c snapshots of its state
+    instead of a tape entry per iteration, and its reverse sweep recomputes iterations from
+    them by binomial checkpointing (Griewank's revolve; passes/checkpoint.py).
+
     `f` may itself be `lldiff.grad(h, argnums=i)` of a float argument i (a scalar): the
     result is then a row of h's Hessian, by forward over reverse (one sweep per argnum).
     """
+    checkpoints = _checkpoints(checkpoints, "grad")
     if getattr(f, "_lldiff_grad", None) is not None:
+        if checkpoints is not None:
+            raise ValueError("lldiff.grad: checkpoints= applies to first derivatives only")
         return _derivative_of_grad(f, argnums, "grad", has_aux)
     d = _dispatcher(f, "grad")
     nums, single = _argnums(argnums, "grad")
@@ -462,7 +470,7 @@ def grad(f, argnums=0, has_aux=False):
     plans = {}
 
     def g(*args, **kwargs):
-        _, aux, gs = _grad_call(d, "grad", nums, has_aux, args, kwargs, plans)
+        _, aux, gs = _grad_call(d, "grad", nums, has_aux, args, kwargs, plans, checkpoints)
         out = gs[0] if single else tuple(gs)
         return (out, aux) if has_aux else out
 
@@ -470,21 +478,35 @@ def grad(f, argnums=0, has_aux=False):
     return _named(g, "grad", d, argnums)
 
 
-def value_and_grad(f, argnums=0, has_aux=False):
+def value_and_grad(f, argnums=0, has_aux=False, checkpoints=None):
     """`(f(x), grad(f)(x))` from one native reverse sweep, as `jax.value_and_grad`; with
-    `has_aux`, `((value, aux), gradient)`."""
+    `has_aux`, `((value, aux), gradient)`. `checkpoints` as for `grad`."""
+    checkpoints = _checkpoints(checkpoints, "value_and_grad")
     d = _dispatcher(f, "value_and_grad")
     nums, single = _argnums(argnums, "value_and_grad")
 
     plans = {}
 
     def vg(*args, **kwargs):
-        y, aux, gs = _grad_call(d, "value_and_grad", nums, has_aux, args, kwargs, plans)
+        y, aux, gs = _grad_call(d, "value_and_grad", nums, has_aux, args, kwargs, plans,
+                                checkpoints)
         out = gs[0] if single else tuple(gs)
         return ((y, aux) if has_aux else y), out
 
     vg._lldiff_grad = (d, nums, single, has_aux, True)  # for lldiff.vectorize
     return _named(vg, "value_and_grad", d, argnums)
+
+
+def _checkpoints(c, who):
+    """Check the `checkpoints` parameter: None or an int >= 1."""
+    if c is None:
+        return None
+    if isinstance(c, bool) or not isinstance(c, int):
+        raise TypeError(f"lldiff.{who}: checkpoints must be an int >= 1 or None, got "
+                        f"{type(c).__name__}")
+    if c < 1:
+        raise ValueError(f"lldiff.{who}: checkpoints must be >= 1, got {c}")
+    return c
 
 
 def _named(fn, who, d, argnums):

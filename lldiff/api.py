@@ -355,17 +355,20 @@ class Dispatcher:
 
     # --- derivatives --------------------------------------------------------------------
 
-    def _derived_ir(self, types, kind, mask, width=1, seeded=None, tmask=None):
+    def _derived_ir(self, types, kind, mask, width=1, seeded=None, tmask=None,
+                    checkpoints=None):
         """The specialization of a derivative of this function, differentiating the arguments
         whose `mask` flag is set: kind "jvp" (carrying `width` tangent directions), "vjp"
         (seeds as arguments; with `seeded`, results not flagged get no adjoint code) or "grad"
         (the vjp with the float results whose `seeded` flag is set seeded with 1.0) or "hvp"
         (the jvp, `width` directions, of that "grad": forward over reverse, for Hessians; its
-        tangents go to the arguments flagged in `tmask`, default `mask`)."""
+        tangents go to the arguments flagged in `tmask`, default `mask`). `checkpoints`
+        (kinds "vjp" and "grad"): snapshots per checkpointed loop (passes/checkpoint.py)."""
         types, mask = tuple(types), tuple(bool(m) for m in mask)
         seeded = None if seeded is None else tuple(bool(s) for s in seeded)
         tmask = None if tmask is None else tuple(bool(m) for m in tmask)
-        key = (types, kind, mask, width, seeded) + ((tmask,) if tmask is not None else ())
+        key = (types, kind, mask, width, seeded) + ((tmask,) if tmask is not None else ()) + \
+            ((("checkpoints", checkpoints),) if checkpoints is not None else ())
         d = self._derivs.get(key)
         if d is not None:
             return d
@@ -385,9 +388,9 @@ class Dispatcher:
             elif kind == "jet":  # Taylor mode, `width` = the order
                 name = taylor_func(module, target, mask, width)
             elif kind == "vjp" and width == 1:  # seeded: the results that get adjoint code
-                name = vjp_func(module, target, mask, seeded)
+                name = vjp_func(module, target, mask, seeded, checkpoints)
             elif kind == "grad" and width == 1:
-                name = grad_func(module, target, mask, seeded)
+                name = grad_func(module, target, mask, seeded, checkpoints)
             elif kind == "hvp":  # forward over reverse: the jvp of the gradient
                 g = grad_func(module, target, mask, seeded)
                 # the gradient's shadow arguments (float arrays' gradients, accumulated in
@@ -481,10 +484,11 @@ class Dispatcher:
         module.add(w)
         return w.name
 
-    def _derived(self, types, kind, mask, width=1, seeded=None, fallback=None, tmask=None):
+    def _derived(self, types, kind, mask, width=1, seeded=None, fallback=None, tmask=None,
+                 checkpoints=None):
         """Like `_derived_ir`, compiled: `.entry` takes the primal arguments then the tangents
         (or seeds). Calls with other argument types go to `fallback`."""
-        d = self._derived_ir(types, kind, mask, width, seeded, tmask)
+        d = self._derived_ir(types, kind, mask, width, seeded, tmask, checkpoints)
         if d.entry is None:
             with _lock:
                 if d.entry is None:

@@ -101,9 +101,8 @@ def load(obj, exports):
             return image, image.addresses
         except objload.UnsupportedObject:
             pass
-    from .runtime import get_engine
-    imports = {n: process_symbol(n) for n in ("lldiff.ndarray_type", "lldiff.array_boxer")
-               if n.encode() in obj}
+    from .runtime import PROCESS_SYMBOLS, get_engine
+    imports = {n: process_symbol(n) for n in PROCESS_SYMBOLS if n.encode() in obj}
     lib = get_engine().load_object(obj, exports, imports)
     return lib, lib.addresses
 

@@ -49,7 +49,7 @@ STRUCTURAL = frozenset({"scf.if", "scf.for", "scf.while", "scf.yield", "scf.cond
                         "func.return", "func.call",
                         # reverse-mode tape ops: only in derived functions, never differentiated
                         "ad.push", "ad.pop", "ad.tape", "ad.tape.push", "ad.tape.pop",
-                        "ad.tape.free"})
+                        "ad.tape.free", "ad.count"})
 
 INACTIVE = frozenset({
     "arith.constant", "arith.addi", "arith.subi", "arith.muli", "arith.floordivsi",

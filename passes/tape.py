@@ -5,6 +5,9 @@ Each loop the reverse pass records (attribute `tape = k`) gets one tape handle:
 * an `scf.for` at the top level of the function gets a buffer reserved before the loop for
   exactly trip count x bytes per iteration (`"ad.tape"(%bytes)`): pushes need no capacity
   check;
+* a tape with a capacity in the function's attribute `tape_capacity` (tape id -> bytes:
+  checkpoint.py's snapshots) gets a buffer of exactly that size, reserved on the heap at
+  function entry (attribute `heap`: the runtime's tape counters then show it);
 * every other loop (`scf.while`, whose trip count is unknown until it ends, and loops nested
   in loops or branches) gets a stack (`"ad.tape"()`) made at function entry: it starts in a
   fixed buffer on the native stack and moves to the heap, doubling, when it outgrows it.
@@ -44,9 +47,14 @@ def _materialize(func):
     top = func.body.block
     handles = {}
     entry = []
+    capacity = func.attrs.get("tape_capacity", {})
     for k in sorted(record):  # a loop with nothing to record gets no tape
         loop = loops.get(k)
-        if loop is not None and loop.name == "scf.for" and loop.parent is top:
+        if k in capacity:
+            b = _ListBuilder(entry, func.loc)
+            h = b.create("ad.tape", [b.const(capacity[k], I64)], {"tape": k, "heap": True},
+                         hint=f"tape{k}").result
+        elif loop is not None and loop.name == "scf.for" and loop.parent is top:
             # a buffer sized by the trip count, made right before the loop
             pre = []
             b = _ListBuilder(pre, loop.loc)

@@ -41,7 +41,7 @@ import sys
 from lldiff.ir import I1, I64, Block, Builder, Func, Op, Region, Value, memref, print_func
 from lldiff.ir.printer import Namer
 
-from . import cache
+from . import cache, checkpoint
 from .activity import analyze, differentiable
 from .derivatives import Emit, custom_rule_of, helper_func, op_kind, op_rule
 from .inline import inline_calls
@@ -50,17 +50,21 @@ from .rewrite import trip_count, zeros_like
 __all__ = ["vjp_func", "vjp_name", "grad_func"]
 
 
-def vjp_name(name, active_args, useful=None):
+def vjp_name(name, active_args, useful=None, checkpoints=None):
     tail = "" if useful is None else "." + "".join("1" if u else "0" for u in useful)
+    if checkpoints is not None:
+        tail += f".ckpt{checkpoints}"
     return f"{name}.vjp." + "".join("1" if a else "0" for a in active_args) + tail
 
 
-def vjp_func(module, name, active_args, useful=None):
+def vjp_func(module, name, active_args, useful=None, checkpoints=None):
     """Add the vjp of `module[name]` to `module` unless present; return its name.
 
     `useful`: a flag per result (default: every float result). Results not flagged get no
     adjoint code at all and their seeds are ignored, rather than multiplied through: a zero
-    seed times an infinite partial such as asin'(1) would be NaN.
+    seed times an infinite partial such as asin'(1) would be NaN. `checkpoints`: an int c >= 1
+    checkpoints the function's top-level loops that qualify (checkpoint.py) with at most c
+    snapshots each instead of taping every iteration.
     """
     func = module[name]
     active_args = tuple(bool(a) and differentiable(t) for a, t in zip(active_args, func.arg_types))
@@ -68,11 +72,11 @@ def vjp_func(module, name, active_args, useful=None):
         useful = tuple(bool(u) and t.is_float for u, t in zip(useful, func.result_types))
         if useful == tuple(t.is_float for t in func.result_types):
             useful = None
-    new_name = vjp_name(name, active_args, useful)
+    new_name = vjp_name(name, active_args, useful, checkpoints)
     if new_name not in module.funcs:
         func = inline_calls(module, func)
         act = analyze(module, func, active_args, useful)
-        rev = _Reverse(module, func, act)
+        rev = _Reverse(module, func, act, checkpoints)
         module.add(rev.build(new_name))
         if os.environ.get("LLDIFF_EXPLAIN", "") in ("cache", "all"):
             sys.stderr.write(rev.explain())
@@ -101,10 +105,13 @@ def _loop_parts(op):
 
 
 class _Reverse:
-    def __init__(self, module, func, act):
+    def __init__(self, module, func, act, checkpoints=None):
         self.module = module
         self.func = func
         self.act = act
+        self.checkpoints = checkpoints
+        self.ckpt = {}       # checkpointed loop op -> what its forward sweep left (checkpoint.py)
+        self.func_attrs = {}
         self.vmap = {}
         self.counts = {}     # scf.while -> a Value standing for its trip count
         self.shadow = {}     # active array -> its shadow (adjoints, element by element)
@@ -141,6 +148,7 @@ class _Reverse:
                   f.result_types + [a.type for a in active], names, loc=f.loc)
         nf.attrs["array_seeds"] = tuple(i for i, v in enumerate(ret.operands)
                                         if v in out_arrays)
+        self.func_attrs = nf.attrs
         for a, na in zip(f.args, nf.args):
             self.vmap[a] = na
         k = len(f.args) + len(seeds)
@@ -296,6 +304,8 @@ class _Reverse:
     def forward(self, op, b):
         n = op.name
         if n in _LOOPS and self.region_active(op):
+            if self.checkpoints and checkpoint.qualifies(self, op):
+                return checkpoint.forward(self, op, b)
             return self.forward_loop(op, b)
         if n == "func.call" and custom_rule_of(op) is None and \
                 any(self.act.active(r) for r in op.results):
@@ -549,7 +559,9 @@ class _Reverse:
                 self.reverse_if(op, adj, b)
                 continue
             if op.name in _LOOPS:
-                if op in self.loops:
+                if op in self.ckpt:
+                    checkpoint.reverse(self, op, adj, b)
+                elif op in self.loops:
                     self.reverse_loop(op, adj, b)
                 continue
             if op.name == "lldiff.load":
@@ -672,11 +684,15 @@ class _Reverse:
         for v, bar in zip(outer, rev.results):
             self.add(adj, v, bar, b)
 
+    def carried_adjoints(self, op):
+        """Indices of the carried values of loop `op` whose adjoints its reverse carries."""
+        _, carries, _ = _loop_parts(op)
+        return [i for i, a in enumerate(carries) if a.type.is_float and
+                (self.act.active(a) or self.act.active(op.results[i]))]
+
     def reverse_loop(self, op, adj, b):
-        info = self.loops[op]
         body, carries, inits = _loop_parts(op)
-        idx = [i for i, a in enumerate(carries) if a.type.is_float and
-               (self.act.active(a) or self.act.active(op.results[i]))]
+        idx = self.carried_adjoints(op)
         if not any(op.results[i] in adj for i in idx) and not self.touches_shadow(op):
             return  # no adjoint reaches the loop: its tape is left as it is and freed
         outer = self.adjoint_targets(op)
@@ -687,6 +703,62 @@ class _Reverse:
         init_bars = [adj[op.results[i]] if op.results[i] in adj else
                      b.const(0.0, carries[i].type) for i in idx]
         init_accs = [adj[v] if v in adj else b.const(0.0, v.type) for v in outer]
+        rev = self.reverse_iterations(op, b, n, None, init_bars, init_accs)
+        for v, r in zip(outer, rev.results[len(idx):]):
+            r.hint = v.hint
+            adj[v] = r  # the accumulator started from adj[v]
+        for k, i in enumerate(idx):
+            rev.results[k].hint = "bar"
+            if self.act.active(inits[i]):
+                self.add(adj, inits[i], rev.results[k], b)
+
+    def forward_window(self, op, b, k, state):
+        """Iteration `k` of loop `op`, from its carried values `state`, recording its tape:
+        what checkpoint.py's reverse sweep runs right before reversing that iteration."""
+        body, carries, _ = _loop_parts(op)
+        plan = self.plan_of(op)
+        tape = next(self.tapes)
+        self.loops[op] = _LoopInfo(tape, plan, self.affine(op))
+
+        def push_cached(nb):
+            pb = Builder(nb, op.loc)
+            for v in plan.cached:
+                pb.create("ad.push", [self.vmap[v]], {"tape": tape}, result_types=[])
+
+        if op.name == "scf.for":
+            lb, _, step = (self.vmap[v] for v in op.operands[:3])
+            start = b.value("arith.addi", lb, b.value("arith.muli", k, step))
+            bounds = [start, b.value("arith.addi", start, step), step]
+            region = self.clone_body(body, push_cached)
+        else:
+            region, nb = Builder().block_region([I64] + [a.type for a in body.args],
+                                                ["j"] + [a.hint for a in body.args])
+            for a, na in zip(body.args, nb.args[1:]):
+                self.vmap[a] = na
+            for inner_op in body.ops[:-1]:
+                self.forward(inner_op, Builder(nb, inner_op.loc))
+            push_cached(nb)
+            y = body.terminator
+            Builder(nb, y.loc).insert(Op("scf.yield", [self.vmap[v] for v in y.operands], [],
+                                         loc=y.loc))
+            bounds = [b.const(0, I64), b.const(1, I64), b.const(1, I64)]
+        b.insert(Op("scf.for", bounds + list(state), [a.type for a in carries], {"tape": tape},
+                    [region], loc=op.loc))
+
+    def reverse_window(self, op, b, k, bars, accs):
+        """The reverse of iteration `k` of loop `op` right after `forward_window` recorded
+        it: (adjoints of its carried values before it, accumulators `accs` updated)."""
+        rev = self.reverse_iterations(op, b, b.const(1, I64), k, bars, accs)
+        return list(rev.results[:len(bars)]), list(rev.results[len(bars):])
+
+    def reverse_iterations(self, op, b, n, first, init_bars, init_accs):
+        """Emit the `scf.for` that reverses iterations first..first+n-1 of loop `op` (first
+        None: 0), last first, carrying the adjoints of the carried values and accumulators
+        for the outer values the body reads; return that op."""
+        info = self.loops[op]
+        body, carries, inits = _loop_parts(op)
+        idx = self.carried_adjoints(op)
+        outer = self.adjoint_targets(op)
         # carried arrays run backwards too: each reverse iteration recovers the arrays of
         # its forward iteration from the next one's by undoing the permutation
         perm = self.array_permutation(op)
@@ -709,6 +781,8 @@ class _Reverse:
         bb = Builder(rb, op.loc)
         one = bb.const(1, I64)
         t = bb.value("arith.subi", bb.value("arith.subi", n, one), j, hint="t")
+        if first is not None:
+            t = bb.value("arith.addi", first, t, hint="t")
         saved = dict(self.vmap)
         for i in mem:  # carry perm[i] held, in this iteration, what carry i holds next
             self.vmap[carries[perm[i]]] = cur[i]
@@ -750,13 +824,7 @@ class _Reverse:
         rev = Op("scf.for", [b.const(0, I64), n, b.const(1, I64)] + init_bars + init_accs +
                  init_mem, types[1:], {}, [region], loc=op.loc)
         b.insert(rev)
-        for v, r in zip(outer, rev.results[len(idx):]):
-            r.hint = v.hint
-            adj[v] = r  # the accumulator started from adj[v]
-        for k, i in enumerate(idx):
-            rev.results[k].hint = "bar"
-            if self.act.active(inits[i]):
-                self.add(adj, inits[i], rev.results[k], b)
+        return rev
 
     def helper(self, name, ftype):
         return helper_func(self.module, name, ftype)
@@ -788,16 +856,16 @@ def _dummy(b, t):
     return b.const(False if t is I1 else 0.0 if t.is_float else 0, t)
 
 
-def grad_func(module, name, active_args, seeded):
+def grad_func(module, name, active_args, seeded, checkpoints=None):
     """`f.grad.<mask>(x, xbar arrays) -> (y..., xbar scalars...)`: the vjp of `module[name]`
     with its seeds fixed (1.0 for the float results whose `seeded` flag is set, 0.0 for the
     others), so a gradient is one native call taking the primal arguments (and, for arrays, the
     zero arrays their adjoints accumulate into). Returns the new function's name."""
     func = module[name]
-    rev = module[vjp_func(module, name, active_args, seeded)]
+    rev = module[vjp_func(module, name, active_args, seeded, checkpoints)]
     mask = "".join("1" if a and t.is_float else "0" for a, t in zip(active_args, func.arg_types))
     tag = "".join("1" if s else "0" for s in seeded)
-    new_name = f"{name}.grad.{mask}.{tag}"
+    new_name = f"{name}.grad.{mask}.{tag}" + (f".ckpt{checkpoints}" if checkpoints else "")
     if new_name not in module.funcs:
         arrays = rev.arg_types[len(func.arg_types) + sum(t.is_float for t in
                                                          func.result_types):]

@@ -27,6 +27,25 @@ _RESERVED = L.LiteralStructType([PTR, L.IntType(64)])  # (new base or null, new 
 _T = {F64: L.DoubleType(), F32: L.FloatType(), I64: L.IntType(64), I1: L.IntType(1)}
 
 
+# Process-wide i64 counters compiled code updates atomically (an external symbol the loader
+# binds: runtime.counters() reads them): the heap bytes tapes hold now and at their peak, and
+# what checkpointed loops did (ad.count).
+COUNTERS = "lldiff.counters"
+COUNTER_SLOTS = ("tape_bytes", "tape_peak", "recomputed_steps", "snapshots")
+
+
+def counter_ptr(bd, name):
+    """Pointer to the process-wide counter `name` (one of COUNTER_SLOTS)."""
+    lm = bd.module
+    g = lm.globals.get(COUNTERS)
+    if g is None:
+        g = L.GlobalVariable(lm, L.ArrayType(L.IntType(64), len(COUNTER_SLOTS)), name=COUNTERS)
+        g.linkage = "external"
+    i32 = L.IntType(32)
+    return bd.gep(g, [L.Constant(i32, 0), L.Constant(i32, COUNTER_SLOTS.index(name))],
+                  inbounds=True)
+
+
 class _Tape:
     __slots__ = ("base", "size", "cap", "inline")
 
@@ -317,7 +336,7 @@ LOWER = {
 # tapes (ad.push and ad.pop must have been materialized by passes/tape.py before codegen).
 STRUCTURAL = {"scf.if", "scf.for", "scf.while", "scf.yield", "scf.condition", "func.return",
               "func.call", "lldiff.raise_if", "lldiff.alloc", "ad.tape", "ad.tape.push",
-              "ad.tape.pop", "ad.tape.free"}
+              "ad.tape.pop", "ad.tape.free", "ad.count"}
 
 
 def _build_free_list(lm, name):
@@ -402,6 +421,18 @@ def _build_reserve(lm, name):
     p.add_incoming(p1, fresh)
     p.add_incoming(p1, copy)
     p.add_incoming(p2, again)
+    count, ret = fn.append_basic_block("count"), fn.append_basic_block("ret")
+    bd.cbranch(bd.icmp_unsigned("==", p, L.Constant(PTR, None)), ret, count)
+    bd.position_at_end(count)
+    # the runtime's tape byte counters: what this tape holds on the heap grew by
+    # newcap - (its old heap capacity, none while it was inline)
+    held = bd.select(bd.icmp_unsigned("==", base, inline), L.Constant(i64, 0), cap)
+    delta = bd.sub(newcap, held)
+    now = bd.add(bd.atomic_rmw("add", counter_ptr(bd, "tape_bytes"), delta, "monotonic"),
+                 delta)
+    bd.atomic_rmw("max", counter_ptr(bd, "tape_peak"), now, "monotonic")
+    bd.branch(ret)
+    bd.position_at_end(ret)
     r = bd.insert_value(L.Constant(_RESERVED, None), p, 0)
     bd.ret(bd.insert_value(r, newcap, 1))
     return fn
@@ -534,6 +565,7 @@ class _FuncEmitter:
             self.ctx.lm, L.FunctionType(L.VoidType(), [PTR]), "free")
         with bd.if_then(bd.icmp_unsigned("!=", base, t.inline)):
             bd.call(free, [base])
+            bd.atomic_rmw("sub", counter_ptr(bd, "tape_bytes"), bd.load(t.cap), "monotonic")
         bd.store(t.inline, t.base)
         bd.store(L.Constant(L.IntType(64), TAPE_INLINE_BYTES), t.cap)
 
@@ -621,11 +653,13 @@ class _FuncEmitter:
             m = bd.insert_value(m, strides[k], [2, k])
         return [m]
 
-    def reserve(self, t, need):
-        """Make room for `need` bytes on tape `t`; MemoryError when the heap says no."""
+    def reserve(self, t, need, exact=False):
+        """Make room for `need` bytes on tape `t` (`exact`: no more; else at least double its
+        capacity); MemoryError when the heap says no."""
         bd = self.bd
         fn = self.ctx.helper("lldiff.tape.reserve", _build_reserve)
-        got = bd.call(fn, [bd.load(t.base), bd.load(t.size), bd.load(t.cap), t.inline, need])
+        cap = L.Constant(L.IntType(64), 0) if exact else bd.load(t.cap)
+        got = bd.call(fn, [bd.load(t.base), bd.load(t.size), cap, t.inline, need])
         base = bd.extract_value(got, 0)
         self.memory_error_if_null(base, "out of memory for the reverse-mode tape")
         bd.store(base, t.base)
@@ -636,12 +670,19 @@ class _FuncEmitter:
         if op.operands:
             need = self.vals[op.operands[0]]
             grow, cont = self.new_block("tape_reserve"), self.new_block("tape_ready")
-            self.bd.cbranch(self.bd.icmp_unsigned(">", need, self.bd.load(t.cap)), grow, cont)
+            # attribute heap: never the inline buffer, so the runtime's counters see it
+            small = L.Constant(need.type, 0) if op.attrs.get("heap") else self.bd.load(t.cap)
+            self.bd.cbranch(self.bd.icmp_unsigned(">", need, small), grow, cont)
             self.bd.position_at_end(grow)
-            self.reserve(t, need)
+            self.reserve(t, need, exact=True)  # a buffer: its size is known
             self.bd.branch(cont)
             self.bd.position_at_end(cont)
         return [t]
+
+    def op_ad_count(self, op):
+        self.bd.atomic_rmw("add", counter_ptr(self.bd, op.attrs["counter"]),
+                           self.vals[op.operands[0]], "monotonic")
+        return []
 
     def op_ad_tape_push(self, op):
         bd = self.bd

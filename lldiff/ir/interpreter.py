@@ -7,9 +7,10 @@ structured control flow. Slow by design; never used to run user code for speed.
 
 from .ops import OPS
 
-__all__ = ["run"]
+__all__ = ["run", "COUNTS"]
 
 _TAPES = object()
+COUNTS = {}  # the interpreter's `ad.count` counters: counter -> total
 
 
 def run(module, func_name, args):
@@ -63,6 +64,8 @@ class _Interp:
             a[0].append(a[1])
         elif n == "ad.tape.pop":
             return [a[0].pop()]
+        elif n == "ad.count":
+            COUNTS[op.attrs["counter"]] = COUNTS.get(op.attrs["counter"], 0) + a[0]
         elif n == "ad.tape.free" and a[0]:
             raise RuntimeError(f"tape freed with {len(a[0])} values left on it")
         return []

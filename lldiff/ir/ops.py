@@ -394,6 +394,10 @@ opdef("ad.tape.pop", "generic", _tape_use_rule(True), pure=False)
 opdef("ad.tape.free", "generic", _tape_use_rule(False), pure=False)
 TAPE_OPS = ("ad.push", "ad.pop", "ad.tape", "ad.tape.push", "ad.tape.pop", "ad.tape.free")
 
+# `ad.count(%n) {counter = k}`: adds i64 %n to the process-wide runtime counter k
+# (runtime.COUNTERS: what checkpointing recomputed); an effect, so DCE keeps it.
+opdef("ad.count", "generic", _fixed([I64], None), pure=False)
+
 # Structured control flow and functions: type rules are checked by the verifier directly.
 for _name in ("scf.if", "scf.for", "scf.while", "scf.yield", "scf.condition", "func.return",
               "func.call"):
