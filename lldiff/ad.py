@@ -24,6 +24,10 @@ _auto = weakref.WeakKeyDictionary()  # plain Python function -> its jit dispatch
 def _dispatcher(f, who):
     if isinstance(f, Dispatcher):
         return f
+    if getattr(f, "_lldiff_checkpoints", None) is not None:
+        raise NotImplementedError(
+            f"lldiff.{who} of a gradient taken with checkpoints= is not supported yet: "
+            "transform the gradient without checkpoints (the same values, more tape memory)")
     if callable(f) and hasattr(f, "__code__"):
         d = _auto.get(f)
         if d is None:
@@ -474,7 +478,9 @@ def grad(f, argnums=0, has_aux=False, checkpoints=None):
         out = gs[0] if single else tuple(gs)
         return (out, aux) if has_aux else out
 
-    g._lldiff_grad = (d, nums, single, has_aux, False)  # for lldiff.vectorize
+    if checkpoints is None:
+        g._lldiff_grad = (d, nums, single, has_aux, False)  # for lldiff.vectorize
+    g._lldiff_checkpoints = checkpoints
     return _named(g, "grad", d, argnums)
 
 
@@ -493,7 +499,9 @@ def value_and_grad(f, argnums=0, has_aux=False, checkpoints=None):
         out = gs[0] if single else tuple(gs)
         return ((y, aux) if has_aux else y), out
 
-    vg._lldiff_grad = (d, nums, single, has_aux, True)  # for lldiff.vectorize
+    if checkpoints is None:
+        vg._lldiff_grad = (d, nums, single, has_aux, True)  # for lldiff.vectorize
+    vg._lldiff_checkpoints = checkpoints
     return _named(vg, "value_and_grad", d, argnums)
 
 

@@ -32,7 +32,7 @@ their full tape. IR -> IR only.
 
 from math import comb
 
-from lldiff.ir import I1, I64, Builder, Func, Op
+from lldiff.ir import I64, Builder, Func, Op
 
 __all__ = ["qualifies", "forward", "reverse", "revolve_steps", "split_func", "SPLIT"]
 
@@ -306,7 +306,7 @@ def reverse(rev, op, adj, b):
              for i in idx]
     accs0 = [adj[v] if v in adj else b.const(0.0, v.type) for v in outer]
     types = [a.type for a in carries]
-    ns, nb, na = len(types), len(bars0), len(accs0)
+    ns, nb = len(types), len(bars0)
     c, tape = rev.checkpoints, rec.tape
     split = split_func(rev.module)
 

@@ -836,6 +836,11 @@ class _Reverse:
         namer = Namer()
         lines = [print_func(self.func, namer).rstrip(),
                  f"// cached-value analysis of @{self.func.name}"]
+        for op, rec in self.ckpt.items():
+            where = f" at {op.loc}" if op.loc else ""
+            lines.append(f"{op.name}{where}: checkpointed (revolve), at most "
+                         f"{self.checkpoints} snapshots of {rec.entry} bytes (tape {rec.tape}); "
+                         f"each reversed iteration is recorded again on its own tape:")
         for op, info in self.loops.items():
             p = info.plan
             where = f" at {op.loc}" if op.loc else ""
