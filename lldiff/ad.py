@@ -848,4 +848,7 @@ def jacrev(f, argnums=0):
             return None
         return rows[0] if len(rows) == 1 else tuple(rows)
 
+    # for a float-valued f this is grad(f, argnums): jacfwd(jacrev(f)), jacrev(jacrev(f)),
+    # jvp(jacrev(f)) and vectorize(jacrev(f)) treat it as one (and say so otherwise)
+    jac._lldiff_grad = (d, nums, single, False, False)
     return _named(jac, "jacrev", d, argnums)

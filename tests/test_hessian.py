@@ -289,6 +289,9 @@ def test_compositions_of_grad_equal_the_hessian():
     assert lldiff.grad(lldiff.grad(trig, 1), argnums=1)(x, y) == H[1][1]
     assert lldiff.jacfwd(lldiff.grad(trig, argnums=(0, 1)), argnums=(0, 1))(x, y) == H
     assert lldiff.jacrev(lldiff.grad(trig, argnums=(0, 1)), argnums=(0, 1))(x, y) == H
+    # jacrev of a float-valued function is its gradient: jacfwd(jacrev(f)) as in JAX
+    assert lldiff.jacfwd(lldiff.jacrev(trig, argnums=(0, 1)), argnums=(0, 1))(x, y) == H
+    assert lldiff.jacrev(lldiff.jacrev(trig, argnums=(0, 1)), argnums=(0, 1))(x, y) == H
     g, dg = lldiff.jvp(lldiff.grad(trig, argnums=(0, 1)), (x, y), (1.0, 0.5))
     assert g == lldiff.grad(trig, argnums=(0, 1))(x, y)
     assert dg == pytest.approx((H[0][0] + 0.5 * H[0][1], H[1][0] + 0.5 * H[1][1]), rel=1e-15)
