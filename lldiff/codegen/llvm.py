@@ -109,12 +109,16 @@ class ErrorTable:
         return self.entries.index(key) + 1
 
 
-def emit_module(module, exported, name="lldiff", fastmath=False):
-    """Return (llvmlite.ir.Module, ErrorTable); `exported` functions get external linkage."""
+def emit_module(module, exported, name="lldiff", fastmath=False, target="cpu"):
+    """Return (llvmlite.ir.Module, ErrorTable); `exported` functions get external linkage.
+    `target` "nvptx": math calls go to libdevice (`__nv_sin`, ...: NVPTX cannot select
+    llvm.sin and friends), sin/cos are not paired, and tapes never leave their inline
+    buffer (a tape that outgrows it is a MemoryError: no heap in a GPU thread)."""
     lm = L.Module(name=name)
     errors = ErrorTable()
     ctx = _ModuleCtx(lm, errors)
     ctx.fastmath = fastmath
+    ctx.target = target
     for f in module:
         ctx.declare(f, exported=f.name in exported)
     for f in module:
@@ -125,6 +129,7 @@ def emit_module(module, exported, name="lldiff", fastmath=False):
 class _ModuleCtx:
     def __init__(self, lm, errors):
         self.fastmath = False
+        self.target = "cpu"
         self.lm = lm
         self.errors = errors
         self.funcs = {}
@@ -145,6 +150,8 @@ class _ModuleCtx:
         self.ir_funcs[f.name] = f
 
     def intrinsic(self, name, types, ret=None):
+        if self.target == "nvptx" and name != "llvm.memcpy":
+            name = libdevice_name(name, types[0])
         key = (name, tuple(str(t) for t in types))
         fn = self.helpers.get(key)
         if fn is None:
@@ -503,6 +510,15 @@ def _build_ipow(lm, name):
     return fn
 
 
+def libdevice_name(name, t):
+    """The libdevice function for intrinsic or libm function `name` on LLVM type `t`:
+    llvm.sin -> __nv_sin (f64) / __nv_sinf (f32), tan -> __nv_tan, tanf -> __nv_tanf."""
+    if name.startswith("llvm."):
+        base = {"roundeven": "rint"}.get(name[5:], name[5:])
+        return "__nv_" + base + ("f" if t == L.FloatType() else "")
+    return "__nv_" + name
+
+
 def _sincos_pairs(block):
     """The math.sin and math.cos ops of `block` whose operand has both in this block."""
     seen = {}
@@ -560,6 +576,8 @@ class _FuncEmitter:
 
     def free_tape(self, t):
         bd = self.bd
+        if self.ctx.target == "nvptx":  # never on the heap
+            return
         base = bd.load(t.base)
         free = self.ctx.lm.globals.get("free") or L.Function(
             self.ctx.lm, L.FunctionType(L.VoidType(), [PTR]), "free")
@@ -657,6 +675,13 @@ class _FuncEmitter:
         """Make room for `need` bytes on tape `t` (`exact`: no more; else at least double its
         capacity); MemoryError when the heap says no."""
         bd = self.bd
+        if self.ctx.target == "nvptx":  # a GPU thread has its inline buffer only
+            code = self.ctx.errors.code(
+                "MemoryError", f"a reverse-mode tape outgrew the {TAPE_INLINE_BYTES} bytes a "
+                "GPU thread has for it (a loop ran too long for reverse mode on the GPU)")
+            self.ret_status(L.Constant(I32, code))
+            bd.position_at_end(self.new_block("unreachable"))
+            return
         fn = self.ctx.helper("lldiff.tape.reserve", _build_reserve)
         cap = L.Constant(L.IntType(64), 0) if exact else bd.load(t.cap)
         got = bd.call(fn, [bd.load(t.base), bd.load(t.size), cap, t.inline, need])
@@ -720,7 +745,7 @@ class _FuncEmitter:
 
     def block(self, block):
         """Lower the ops of `block`; return the LLVM values of its terminator's operands."""
-        self.sincos = _sincos_pairs(block)
+        self.sincos = _sincos_pairs(block) if self.ctx.target == "cpu" else {}
         for op in block.ops:
             n = op.name
             if n in ("scf.yield", "scf.condition"):
