@@ -1,7 +1,8 @@
 """Command line: `python -m lldiff demo` and `python -m lldiff dump FILE.py:FUNC ...`.
 
-`dump` prints a compilation stage of a function in a file: --stage ir|jvp|vjp|llvm|llvm-opt|asm
-and --sig float,int,... (the argument types of the specialization). The jvp and vjp stages
+`dump` prints a compilation stage of a function in a file:
+--stage ir|jvp|vjp|llvm|llvm-opt|asm|ptx and --sig float,int,... (the argument types of the
+specialization); --arch sm_XX for ptx (the GPU map kernel). The jvp and vjp stages
 differentiate every float argument.
 """
 
@@ -100,7 +101,7 @@ def demo(out=sys.stdout):
     return value
 
 
-def dump(target, sig, stage, opt):
+def dump(target, sig, stage, opt, arch="sm_90"):
     import lldiff
     from lldiff import api, ir
     path, _, name = target.rpartition(":")
@@ -121,7 +122,7 @@ def dump(target, sig, stage, opt):
         if t not in _SIG:
             raise SystemExit(f"dump: unknown type {t!r} in --sig (use float, int, bool)")
         types.append({"f64": ir.F64, "i64": ir.I64, "i1": ir.I1}[_SIG[t]])
-    print(d.inspect_types(stage, types), end="")
+    print(d.inspect_types(stage, types, arch), end="")
 
 
 def main(argv=None):
@@ -131,13 +132,15 @@ def main(argv=None):
     d = sub.add_parser("dump", help="print a compilation stage of FILE.py:FUNC")
     d.add_argument("target", help="path/to/file.py:function")
     d.add_argument("--sig", default="", help="argument types, e.g. float,int")
-    d.add_argument("--stage", default="ir", choices=["ir", "jvp", "vjp", "llvm", "llvm-opt", "asm"])
+    d.add_argument("--stage", default="ir",
+                   choices=["ir", "jvp", "vjp", "llvm", "llvm-opt", "asm", "ptx"])
+    d.add_argument("--arch", default="sm_90", help="GPU architecture for --stage ptx")
     d.add_argument("--opt", type=int, default=None, help="LLVM optimization level 0-3")
     args = p.parse_args(argv)
     if args.cmd == "demo":
         demo()
     else:
-        dump(args.target, args.sig, args.stage, args.opt)
+        dump(args.target, args.sig, args.stage, args.opt, args.arch)
 
 
 if __name__ == "__main__":

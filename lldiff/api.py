@@ -19,7 +19,7 @@ __all__ = ["jit", "jit_grad", "Dispatcher", "JitGrad", "OPT_DEFAULT"]
 
 # O2 and O3 produce the same Bessel loop here and O2 compiles faster (benchmarks/README.md).
 OPT_DEFAULT = 2
-_STAGES = ("ir", "jvp", "vjp", "llvm", "llvm-opt", "asm")
+_STAGES = ("ir", "jvp", "vjp", "llvm", "llvm-opt", "asm", "ptx")
 _lock = threading.RLock()
 _symbol_counter = [0]
 
@@ -529,8 +529,10 @@ class Dispatcher:
 
     # --- inspection ---------------------------------------------------------------------
 
-    def inspect(self, stage="ir", *args):
-        """Text of a compilation stage: "ir", "jvp", "vjp", "llvm", "llvm-opt" or "asm".
+    def inspect(self, stage="ir", *args, arch="sm_90"):
+        """Text of a compilation stage: "ir", "jvp", "vjp", "llvm", "llvm-opt", "asm" or
+        "ptx" (the GPU map kernel of the function for `arch`, codegen/nvptx.py; needs
+        libdevice, see lldiff.runtime.cuda).
 
         "jvp" is the forward-mode IR differentiating every float argument (after
         canonicalize): the jvp functions and the helpers they call. "vjp" is the reverse-mode
@@ -550,11 +552,13 @@ class Dispatcher:
         else:
             raise ValueError(f"{self.__name__} has not been compiled yet: pass example "
                              "arguments, e.g. f.inspect('ir', 1.0)")
-        return self.inspect_types(stage, types)
+        return self.inspect_types(stage, types, arch)
 
-    def inspect_types(self, stage, types):
+    def inspect_types(self, stage, types, arch="sm_90"):
         from .ir import print_func, print_module
         types = tuple(types)
+        if stage == "ptx":
+            return self._ptx(self._ir(types), arch)
         if stage == "ir":
             return print_module(self._ir(types).module)
         if stage == "jvp":
@@ -579,6 +583,19 @@ class Dispatcher:
         if stage == "llvm-opt":
             return str(eng.optimize(eng.parse(text), self.opt))
         return eng.assembly(text, self.opt)
+
+    def _ptx(self, spec, arch):
+        """PTX of the map kernel of specialization `spec` (primal or derivative) for `arch`."""
+        from .codegen.nvptx import emit_kernel_module
+        from .ir import verify
+        from .runtime import cuda
+        if any(t.is_memref for t in list(spec.func.arg_types) + spec.func.result_types):
+            raise TypeError(f"{self.__name__}: GPU kernels map functions of numbers returning "
+                            "numbers; this specialization takes or returns arrays")
+        verify(spec.module)
+        text, _ = emit_kernel_module(spec.module, spec.symbol, name=spec.symbol + ".kernel",
+                                     fastmath=self.fastmath)
+        return cuda.ptx(text, arch)
 
     @property
     def signatures(self):

@@ -21,7 +21,8 @@ import subprocess
 import sys
 import tempfile
 
-__all__ = ["CudaToolkitError", "find_libdevice", "find_ptxas", "ptx", "assemble"]
+__all__ = ["CudaToolkitError", "UnsupportedArch", "find_libdevice", "find_ptxas", "ptx",
+           "assemble"]
 
 _INSTALL = ("install the CUDA toolkit (and set CUDA_HOME) or `pip install lldiff[cuda]`, which "
             "installs NVIDIA's nvidia-cuda-nvcc wheel")
@@ -29,6 +30,10 @@ _INSTALL = ("install the CUDA toolkit (and set CUDA_HOME) or `pip install lldiff
 
 class CudaToolkitError(RuntimeError):
     """A CUDA tool lldiff needs (libdevice, ptxas) is not installed."""
+
+
+class UnsupportedArch(CudaToolkitError):
+    """The ptxas found does not know the GPU architecture asked for (CUDA 13 dropped sm_70)."""
 
 
 def _roots():
@@ -98,11 +103,14 @@ def _target_machine(arch):
 
 
 def ptx(text, arch="sm_90", kernels=None):
-    """PTX text for the NVPTX LLVM IR `text` (functions named in `kernels`, default those
-    ending in `_kernel`, stay external)."""
+    """PTX text for the NVPTX LLVM IR `text`, or a list of such modules linked into one
+    (functions named in `kernels`, default those ending in `_kernel`, stay external)."""
     import llvmlite.binding as llvm
     tm = _target_machine(arch)
-    mod = llvm.parse_assembly(text)
+    texts = [text] if isinstance(text, str) else list(text)
+    mod = llvm.parse_assembly(texts[0])
+    for t in texts[1:]:
+        mod.link_in(llvm.parse_assembly(t))
     lib = llvm.parse_bitcode(_libdevice())
     lib.triple = mod.triple
     lib.data_layout = mod.data_layout
@@ -130,6 +138,8 @@ def assemble(ptx_text, arch="sm_90"):
             f.write(ptx_text)
         r = subprocess.run([exe, f"-arch={arch}", "-v", "-o", os.path.join(d, "k.cubin"), src],
                            capture_output=True, text=True)
+    if r.returncode != 0 and "is not defined for option 'gpu-name'" in r.stderr:
+        raise UnsupportedArch(f"{exe} cannot assemble for {arch}: {r.stderr.strip()}")
     if r.returncode != 0:
         raise RuntimeError(f"ptxas -arch={arch} rejected the PTX: {r.stderr.strip()}")
     return r.stderr
