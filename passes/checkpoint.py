@@ -34,6 +34,9 @@ from math import comb
 
 from lldiff.ir import I64, Builder, Func, Op
 
+from .cache import type_bytes
+from .rewrite import clone_op, trip_count
+
 __all__ = ["qualifies", "forward", "reverse", "revolve_steps", "split_func", "SPLIT"]
 
 SPLIT = "lldiff.revolve.split"
@@ -191,7 +194,6 @@ def step(rev, b, op, j, state):
         lb, _, stp = (rev.vmap[v] for v in op.operands[:3])
         vm[body.args[0]] = _i(b, "arith.addi", lb, _i(b, "arith.muli", j, stp))
     vm.update(zip(carries, state))
-    from .rewrite import clone_op
     for inner in body.ops[:-1]:
         b.insert(clone_op(inner, vm))
     return [vm.get(v, v) for v in body.terminator.operands]
@@ -234,8 +236,6 @@ def _pop_snapshot(b, tape, types):
 def forward(rev, op, b):
     """The forward sweep of checkpointed loop `op`: sets rev.vmap for its results and
     rev.ckpt[op] for its reverse sweep."""
-    from .cache import type_bytes
-    from .rewrite import trip_count
     c = rev.checkpoints
     _, carries = _state_parts(op)
     inits = [rev.vmap[v] for v in (op.operands[3:] if op.name == "scf.for" else op.operands)]
@@ -269,7 +269,6 @@ def forward(rev, op, b):
         rev.ckpt[op] = _Record(tape, n, last, state, depth, top, entry)
     else:
         # the primal while loop counting its iterations
-        from .rewrite import clone_op
         before = op.regions[0].block
         vm = dict(rev.vmap)
 

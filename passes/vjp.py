@@ -26,6 +26,10 @@ reverse loops as iter_args (the adjoints of the loop-carried values and accumula
 outer values the body reads). No `ad.cell` (a memory cell for an adjoint) is needed until
 arrays have shadows.
 
+With `checkpoints=c`, top-level loops that qualify are not taped but checkpointed
+(checkpoint.py: revolve over at most c snapshots; it reuses `forward_window` and
+`reverse_window` below to record and reverse one iteration at a time).
+
 passes/tape.py then gives the abstract `ad.push`/`ad.pop` pairs memory. Signature of
 `f.vjp.<mask>`: the primal arguments, one adjoint seed per float result, a cotangent array
 per returned array that gets adjoint code (attribute `array_seeds`: their result indices),
