@@ -672,8 +672,9 @@ class _FuncEmitter:
         return [m]
 
     def reserve(self, t, need, exact=False):
-        """Make room for `need` bytes on tape `t` (`exact`: no more; else at least double its
-        capacity); MemoryError when the heap says no."""
+        """Make room for `need` bytes on tape `t` (`exact`: no more, for a tape still in its
+        inline buffer, as a buffer tape is when made; else at least double its capacity);
+        MemoryError when the heap says no."""
         bd = self.bd
         if self.ctx.target == "nvptx":  # a GPU thread has its inline buffer only
             code = self.ctx.errors.code(
