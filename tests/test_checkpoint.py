@@ -310,3 +310,12 @@ def test_transforming_a_checkpointed_gradient_is_refused_clearly(transform):
     g = lldiff.grad(chain, checkpoints=3)
     with pytest.raises(NotImplementedError, match="checkpoints"):
         transform(g)
+
+
+def test_runtime_and_codegen_agree_on_the_counter_layout():
+    # runtime/__init__.py repeats codegen's slot list so that it needs nothing of the compiler
+    from lldiff import runtime
+    from lldiff.codegen.llvm import COUNTER_SLOTS, COUNTERS
+    assert runtime._COUNTER_SLOTS == COUNTER_SLOTS
+    assert COUNTERS in runtime.PROCESS_SYMBOLS
+    assert set(counters()) == set(COUNTER_SLOTS)
