@@ -8,8 +8,8 @@ from .errors import CompileError, LLDiffError
 
 __version__ = "0.1.0"
 __all__ = ["jit", "jit_grad", "jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev",
-           "hessian", "hvp", "jet", "custom_jvp", "custom_vjp", "vectorize", "CompileError",
-           "LLDiffError", "__version__"]
+           "hessian", "hvp", "jet", "custom_jvp", "custom_vjp", "vectorize", "DeviceArray",
+           "CompileError", "LLDiffError", "__version__"]
 
 
 def __getattr__(name):
@@ -24,7 +24,9 @@ def __getattr__(name):
         from . import custom
         value = getattr(custom, name)
     elif name == "vectorize":
-        from .vectorize import vectorize as value
+        from .batch import vectorize as value
+    elif name == "DeviceArray":  # what GPU maps return for arguments on the device
+        from .runtime.cudadrv import DeviceArray as value
     else:
         raise AttributeError(f"module 'lldiff' has no attribute {name!r}")
     globals()[name] = value  # later lookups skip this hook

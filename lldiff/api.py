@@ -327,18 +327,8 @@ class Dispatcher:
                 return got
             import ctypes
             from . import codegen
-            from .ir import verify
-            if mask is None:
-                spec = self._ir(types)
-            elif width is not None:
-                spec = self._derived_ir(types, "jvp", mask, width)
-            else:
-                spec = self._derived_ir(types, "grad", mask, seeded=seeded)
+            spec = self._map_spec(types, mask, seeded, width)
             rtypes = spec.func.result_types
-            if any(t.is_memref for t in rtypes):
-                raise TypeError(f"lldiff.vectorize: {self.__name__} returns an array; only "
-                                "functions of numbers returning numbers are mapped")
-            verify(spec.module)
             text, errors = codegen.emit_map_module(spec.module, spec.symbol,
                                                    fastmath=self.fastmath,
                                                    name=spec.symbol + ".map")
@@ -351,6 +341,49 @@ class Dispatcher:
             kernel = proto(addresses[sym])
             kernel._lldiff_library = lib  # keep the code alive with the function
             got = self._maps[key] = (kernel, rtypes, errors)
+            return got
+
+    def _map_spec(self, types, mask=None, seeded=None, width=None):
+        """The verified specialization a map kernel runs (see `_map_kernel`); TypeError when
+        it takes or returns arrays."""
+        from .ir import verify
+        if mask is None:
+            spec = self._ir(types)
+        elif width is not None:
+            spec = self._derived_ir(types, "jvp", mask, width)
+        else:
+            spec = self._derived_ir(types, "grad", mask, seeded=seeded)
+        if any(t.is_memref for t in list(spec.func.arg_types) + spec.func.result_types):
+            raise TypeError(f"lldiff.vectorize: {self.__name__} takes or returns an array; "
+                            "only functions of numbers returning numbers are mapped (on the "
+                            "CPU or as GPU kernels)")
+        verify(spec.module)
+        return spec
+
+    def _gpu_kernel(self, types, mask=None, seeded=None, width=None, arch="sm_90",
+                    emulate=False):
+        """(code, kernel name, result types, error table) of the GPU map kernel of the
+        specialization `_map_kernel` would map (codegen/nvptx.py): `code` is PTX for `arch`,
+        made once per arch, or with `emulate` the kernel's host LLVM IR for running its
+        threads on the CPU (tests)."""
+        key = ("gpu", types, mask, seeded, width, None if emulate else arch)
+        got = self._maps.get(key)
+        if got is not None:
+            return got
+        with _lock:
+            got = self._maps.get(key)
+            if got is not None:
+                return got
+            from .codegen.nvptx import emit_kernel_module, kernel_name
+            spec = self._map_spec(types, mask, seeded, width)
+            text, errors = emit_kernel_module(spec.module, spec.symbol,
+                                              name=spec.symbol + ".kernel",
+                                              fastmath=self.fastmath, emulate=emulate)
+            if not emulate:
+                from .runtime import cuda
+                text = cuda.ptx(text, arch)
+            got = self._maps[key] = (text, kernel_name(spec.symbol), spec.func.result_types,
+                                     errors)
             return got
 
     # --- derivatives --------------------------------------------------------------------
@@ -558,7 +591,7 @@ class Dispatcher:
         from .ir import print_func, print_module
         types = tuple(types)
         if stage == "ptx":
-            return self._ptx(self._ir(types), arch)
+            return self._ptx(types, arch)
         if stage == "ir":
             return print_module(self._ir(types).module)
         if stage == "jvp":
@@ -584,18 +617,9 @@ class Dispatcher:
             return str(eng.optimize(eng.parse(text), self.opt))
         return eng.assembly(text, self.opt)
 
-    def _ptx(self, spec, arch):
-        """PTX of the map kernel of specialization `spec` (primal or derivative) for `arch`."""
-        from .codegen.nvptx import emit_kernel_module
-        from .ir import verify
-        from .runtime import cuda
-        if any(t.is_memref for t in list(spec.func.arg_types) + spec.func.result_types):
-            raise TypeError(f"{self.__name__}: GPU kernels map functions of numbers returning "
-                            "numbers; this specialization takes or returns arrays")
-        verify(spec.module)
-        text, _ = emit_kernel_module(spec.module, spec.symbol, name=spec.symbol + ".kernel",
-                                     fastmath=self.fastmath)
-        return cuda.ptx(text, arch)
+    def _ptx(self, types, arch):
+        """PTX of the map kernel of the specialization for `types` for `arch`."""
+        return self._gpu_kernel(types, arch=arch)[0]
 
     @property
     def signatures(self):

@@ -101,8 +101,7 @@ def test_a_bessel_gradient_kernel_keeps_its_tape_in_the_thread(tmp_path):
     import corpus
     from lldiff.ir import F64, I64
     d = lldiff.jit(corpus.besselj)
-    spec = d._derived_ir((I64, F64), "grad", (False, True), seeded=(True,))
-    text = d._ptx(spec, "sm_80")
+    text, _, _, _ = d._gpu_kernel((I64, F64), (False, True), (True,), arch="sm_80")
     report = cuda.assemble(text, "sm_80")
     # the tape's inline buffer is per-thread local memory (the stack frame), never malloc
     assert "malloc" not in text and "realloc" not in text

@@ -113,7 +113,9 @@ def emit_module(module, exported, name="lldiff", fastmath=False, target="cpu"):
     """Return (llvmlite.ir.Module, ErrorTable); `exported` functions get external linkage.
     `target` "nvptx": math calls go to libdevice (`__nv_sin`, ...: NVPTX cannot select
     llvm.sin and friends), sin/cos are not paired, and tapes never leave their inline
-    buffer (a tape that outgrows it is a MemoryError: no heap in a GPU thread)."""
+    buffer (a tape that outgrows it is a MemoryError: no heap in a GPU thread). `target`
+    "gpu-emulated": the same GPU-thread semantics with host math (libm), for running a GPU
+    kernel's logic on the CPU (tests without a GPU)."""
     lm = L.Module(name=name)
     errors = ErrorTable()
     ctx = _ModuleCtx(lm, errors)
@@ -150,7 +152,7 @@ class _ModuleCtx:
         self.ir_funcs[f.name] = f
 
     def intrinsic(self, name, types, ret=None):
-        if self.target == "nvptx" and name != "llvm.memcpy":
+        if self.target == "nvptx" and name != "llvm.memcpy":  # (not "gpu-emulated")
             name = libdevice_name(name, types[0])
         key = (name, tuple(str(t) for t in types))
         fn = self.helpers.get(key)
@@ -576,7 +578,7 @@ class _FuncEmitter:
 
     def free_tape(self, t):
         bd = self.bd
-        if self.ctx.target == "nvptx":  # never on the heap
+        if self.ctx.target != "cpu":  # a GPU thread's tape is never on the heap
             return
         base = bd.load(t.base)
         free = self.ctx.lm.globals.get("free") or L.Function(
@@ -676,7 +678,7 @@ class _FuncEmitter:
         inline buffer, as a buffer tape is when made; else at least double its capacity);
         MemoryError when the heap says no."""
         bd = self.bd
-        if self.ctx.target == "nvptx":  # a GPU thread has its inline buffer only
+        if self.ctx.target != "cpu":  # a GPU thread has its inline buffer only
             code = self.ctx.errors.code(
                 "MemoryError", f"a reverse-mode tape outgrew the {TAPE_INLINE_BYTES} bytes a "
                 "GPU thread has for it (a loop ran too long for reverse mode on the GPU)")

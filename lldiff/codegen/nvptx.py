@@ -13,6 +13,11 @@ An element whose call fails (a Python exception on the CPU) lowers `*failed` (se
 host) to its index with an atomic min; the host recomputes that element on the CPU to raise
 the exact exception, which the CPU map would raise for it.
 
+With `emulate=True` the same kernel is built for the host instead: host math (libm), the
+GPU-thread tape semantics, and the thread registers as four leading i32 parameters
+`(tid, ntid, ctaid, nctaid)`, so that a test harness can run each thread of a launch in turn
+on the CPU (no GPU needed to check the kernel's logic and the host side of a launch).
+
 Owns the kernel ABI and the target description; scalars only. Linking libdevice and emitting
 PTX need llvmlite.binding: lldiff.runtime.cuda does it. Must not import llvmlite.binding.
 """
@@ -40,42 +45,54 @@ def _global_ptr(t):
     return L.PointerType(L.IntType(8) if t is I1 else llvm_type(t), addrspace=1)
 
 
-def emit_kernel_module(module, symbol, name="lldiff", fastmath=False):
-    """LLVM IR text (NVPTX) of `module` with a map kernel of `symbol`; the error table."""
-    lm, errors = emit_module(module, set(), name, fastmath, target="nvptx")
-    lm.triple = TRIPLE
-    lm.data_layout = DATA_LAYOUT
-    _emit_kernel(lm, module[symbol])
+def emit_kernel_module(module, symbol, name="lldiff", fastmath=False, emulate=False):
+    """LLVM IR text (NVPTX, or the host's with `emulate`) of `module` with a map kernel of
+    `symbol`; the error table."""
+    lm, errors = emit_module(module, set(), name, fastmath,
+                             target="gpu-emulated" if emulate else "nvptx")
+    if not emulate:
+        lm.triple = TRIPLE
+        lm.data_layout = DATA_LAYOUT
+    _emit_kernel(lm, module[symbol], emulate)
     return str(lm), list(errors.entries)
 
 
-def _sreg(lm, bd, name):
-    fn = lm.globals.get(f"llvm.nvvm.read.ptx.sreg.{name}") or L.Function(
+_SREGS = ("tid.x", "ntid.x", "ctaid.x", "nctaid.x")
+
+
+def _sreg(lm, fn, bd, name, emulate):
+    if emulate:
+        return bd.zext(fn.args[_SREGS.index(name)], _I64)
+    reader = lm.globals.get(f"llvm.nvvm.read.ptx.sreg.{name}") or L.Function(
         lm, L.FunctionType(L.IntType(32), []), name=f"llvm.nvvm.read.ptx.sreg.{name}")
-    return bd.zext(bd.call(fn, []), _I64)
+    return bd.zext(bd.call(reader, []), _I64)
 
 
-def _emit_kernel(lm, func):
+def _emit_kernel(lm, func, emulate=False):
     native = lm.globals[func.name]
-    params = [_I64]
+    params = [I32] * len(_SREGS) if emulate else []
+    params.append(_I64)
     for a in func.args:
         params += [_global_ptr(a.type), _I64]
     params += [_global_ptr(t) for t in func.result_types]
     params.append(L.PointerType(_I64, addrspace=1))
     fn = L.Function(lm, L.FunctionType(L.VoidType(), params), name=kernel_name(func.name))
-    lm.add_named_metadata("nvvm.annotations", [fn, L.MetaDataString(lm, "kernel"),
-                                               L.Constant(I32, 1)])
-    n = fn.args[0]
-    ins = [(fn.args[1 + 2 * k], fn.args[2 + 2 * k]) for k in range(len(func.args))]
-    outs = fn.args[1 + 2 * len(func.args):-1]
-    failed = fn.args[-1]
+    if not emulate:
+        lm.add_named_metadata("nvvm.annotations", [fn, L.MetaDataString(lm, "kernel"),
+                                                   L.Constant(I32, 1)])
+    kargs = fn.args[len(_SREGS):] if emulate else fn.args
+    n = kargs[0]
+    ins = [(kargs[1 + 2 * k], kargs[2 + 2 * k]) for k in range(len(func.args))]
+    outs = kargs[1 + 2 * len(func.args):-1]
+    failed = kargs[-1]
     entry, head, body, ok, bad, done = (fn.append_basic_block(s) for s in (
         "entry", "head", "body", "ok", "bad", "done"))
     bd = L.IRBuilder(entry)
     slots = [bd.alloca(llvm_type(t)) for t in func.result_types]
-    first = bd.add(bd.mul(_sreg(lm, bd, "ctaid.x"), _sreg(lm, bd, "ntid.x")),
-                   _sreg(lm, bd, "tid.x"))
-    stride = bd.mul(_sreg(lm, bd, "ntid.x"), _sreg(lm, bd, "nctaid.x"))
+    def sreg(name):
+        return _sreg(lm, fn, bd, name, emulate)
+    first = bd.add(bd.mul(sreg("ctaid.x"), sreg("ntid.x")), sreg("tid.x"))
+    stride = bd.mul(sreg("ntid.x"), sreg("nctaid.x"))
     bd.branch(head)
     bd.position_at_end(head)
     i = bd.phi(_I64, name="i")

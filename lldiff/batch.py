@@ -20,7 +20,7 @@ __all__ = ["vectorize"]
 _MIN_CHUNK = 4096  # elements per thread below which one thread does the whole map
 
 
-def vectorize(f, threads=None, progress=False):
+def vectorize(f, threads=None, progress=False, target="cpu", device=0):
     """Return a function applying `f` (a plain or @lldiff.jit function of scalars, a
     `lldiff.grad` / `lldiff.value_and_grad` / `lldiff.jacfwd` of one, or a `@jit_grad`
     function) elementwise over numpy arrays and numbers, with broadcasting:
@@ -29,24 +29,36 @@ def vectorize(f, threads=None, progress=False):
     derivatives); `jacfwd` maps the forward-mode (jvp) code, the others the reverse.
     `threads` (default: the number of CPUs) splits the elements across native threads with
     the GIL released. `progress=True` draws a progress bar on stderr while a map runs
-    (nothing is printed by default)."""
+    (nothing is printed by default).
+
+    `target="cuda"` runs the map as a GPU kernel on CUDA device `device` (lldiff/gpu.py):
+    numpy arguments are copied to the device and results come back as numpy arrays;
+    arguments with `__cuda_array_interface__` (CuPy, PyTorch, numba-cuda arrays) are read
+    where they are, and results then stay on the device as `lldiff.DeviceArray`s (`out=`
+    takes numpy or device arrays). Needs an NVIDIA driver (CudaDriverError without one) and
+    libdevice (`pip install lldiff[cuda]`)."""
     from .ad import _dispatcher
     from .api import JitGrad
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"lldiff.vectorize: threads must be a positive int, got {threads!r}")
     threads = threads or os.cpu_count() or 1
+    if target not in ("cpu", "cuda"):
+        raise ValueError(f"lldiff.vectorize: target must be 'cpu' or 'cuda', got {target!r}")
+    if not isinstance(device, int) or isinstance(device, bool) or device < 0:
+        raise ValueError(f"lldiff.vectorize: device must be a CUDA device ordinal (an int "
+                         f">= 0), got {device!r}")
     grad = getattr(f, "_lldiff_grad", None)
     fwd = getattr(f, "_lldiff_jacfwd", None)
     if fwd is not None:  # lldiff.jacfwd of a function: forward mode, one tangent per argnum
         d, nums, single = fwd
-        v = _Vectorized(d, threads, _Forward(nums, single))
+        v = _Vectorized(d, threads, _Forward(nums, single), target, device)
     elif grad is not None:  # lldiff.grad / value_and_grad of a function
         d, nums, single, has_aux, value = grad
-        v = _Vectorized(d, threads, _Gradient(nums, single, has_aux, value))
+        v = _Vectorized(d, threads, _Gradient(nums, single, has_aux, value), target, device)
     elif isinstance(f, JitGrad):  # (value, gradient w.r.t. every float argument)
-        v = _Vectorized(f, threads, _Gradient(None, False, False, True))
+        v = _Vectorized(f, threads, _Gradient(None, False, False, True), target, device)
     else:
-        v = _Vectorized(_dispatcher(f, "vectorize"), threads)
+        v = _Vectorized(_dispatcher(f, "vectorize"), threads, None, target, device)
     v.progress = bool(progress)
     return v
 
@@ -105,11 +117,52 @@ class _Forward(_Gradient):
         return blocks[0] if len(blocks) == 1 else tuple(blocks)
 
 
+class _Plan:
+    def __init__(self, kernel, seeds=(), nums=None, n_results=None):
+        self.kernel = kernel  # (mask, seeded, width) arguments of the dispatcher's map kernels
+        self.seeds, self.nums, self.n_results = seeds, nums, n_results
+
+
+def arg_type(a):
+    """The IR type of a mapped argument from its numpy array (of host_array's dtypes)."""
+    from .ir import F64, I1, I64
+    return F64 if a.dtype.kind == "f" else I64 if a.dtype.kind in "iu" else I1
+
+
+def result_dtype(t):
+    """The numpy dtype of a kernel result of IR type `t`."""
+    import numpy as np
+    from .ir import F64, I64
+    return np.float64 if t is F64 else np.int64 if t is I64 else np.bool_
+
+
+def host_array(where, name, v):
+    """Argument `name` as a numpy array of float64, int64 or bool; TypeError otherwise."""
+    import numpy as np
+    a = np.asarray(v)
+    kind = a.dtype.kind
+    if kind not in "fiub":
+        raise TypeError(f"{where}: argument '{name}' has dtype {a.dtype}; numbers or arrays "
+                        "of floats, ints or bools are mapped")
+    return np.asarray(a, dtype=np.float64 if kind == "f" else np.int64 if kind in "iu" else
+                      np.bool_)
+
+
+def broadcast(where, shapes):
+    import numpy as np
+    try:
+        return np.broadcast_shapes(*shapes)
+    except ValueError as e:
+        raise ValueError(f"{where}: arguments do not broadcast: {e}") from None
+
+
 class _Vectorized:
-    def __init__(self, d, threads, gradient=None):
+    def __init__(self, d, threads, gradient=None, target="cpu", device=0):
         self.d = d
         self.threads = threads
         self.gradient = gradient
+        self.target = target
+        self.device = device
         self.progress = False
         self.__name__ = f"vectorize({d.__name__})"
         self.__doc__ = f"{d.__name__} applied elementwise over arrays (lldiff.vectorize)."
@@ -119,40 +172,16 @@ class _Vectorized:
 
     def __call__(self, *args, out=None):
         import numpy as np
-        from .ir import F64, I1, I64
-        d = self.d
-        values = d._bind(args, {})
-        arrays, types = [], []
-        for name, v in values:
-            a = np.asarray(v)
-            kind = a.dtype.kind
-            if kind == "f":
-                t, dt = F64, np.float64
-            elif kind in "iu":
-                t, dt = I64, np.int64
-            elif kind == "b":
-                t, dt = I1, np.bool_
-            else:
-                raise TypeError(f"{self.__name__}: argument '{name}' has dtype {a.dtype}; "
-                                "numbers or arrays of floats, ints or bools are mapped")
-            arrays.append(np.asarray(a, dtype=dt))
-            types.append(t)
-        try:
-            shape = np.broadcast_shapes(*[a.shape for a in arrays])
-        except ValueError as e:
-            raise ValueError(f"{self.__name__}: arguments do not broadcast: {e}") from None
-        if self.gradient is None:
-            kernel, rtypes, errors = d._map_kernel(tuple(types))
-        elif isinstance(self.gradient, _Forward):
-            nums, mask = self.gradient.mask(types)
-            n_results = len(d._ir(tuple(types)).func.result_types)
-            kernel, rtypes, errors = d._map_kernel(tuple(types), mask, width=len(nums))
-            arrays += [np.array(s) for s in self.gradient.seeds(mask)]
-        else:
-            nums, mask = self.gradient.mask(types)
-            n_results = len(d._ir(tuple(types)).func.result_types)
-            seeded = tuple(i == 0 for i in range(n_results))
-            kernel, rtypes, errors = d._map_kernel(tuple(types), mask, seeded)
+        values = self.d._bind(args, {})
+        if self.target == "cuda":
+            from . import gpu
+            return gpu.call(self, values, out)
+        arrays = [host_array(self.__name__, name, v) for name, v in values]
+        types = [arg_type(a) for a in arrays]
+        shape = broadcast(self.__name__, [a.shape for a in arrays])
+        plan = self.plan(types)
+        kernel, rtypes, errors = self.d._map_kernel(tuple(types), *plan.kernel)
+        arrays += [np.array(s) for s in plan.seeds]
         n = 1
         for s in shape:
             n *= s
@@ -168,15 +197,28 @@ class _Vectorized:
             keep.append(flat)
             ins.append(flat.ctypes.data)
             in_strides.append(step)
-        dtypes = [np.float64 if t is F64 else np.int64 if t is I64 else np.bool_
-                  for t in rtypes]
-        outs = self._outs(out, shape, dtypes)
+        outs = self._outs(out, shape, [result_dtype(t) for t in rtypes])
         flats = [o.reshape(-1) for o in outs]
         self._run(kernel, n, ins, in_strides, flats, errors)
+        return self.results(outs, plan, rtypes)
+
+    def plan(self, types):
+        """What the map of these argument types runs: the kernel variant, the constant seed
+        inputs appended to the arguments, and how the results are shaped."""
+        if self.gradient is None:
+            return _Plan(())
+        nums, mask = self.gradient.mask(types)
+        n_results = len(self.d._ir(tuple(types)).func.result_types)
         if isinstance(self.gradient, _Forward):
-            return self.gradient.shape(outs, nums, n_results, rtypes)
+            return _Plan((mask, None, len(nums)), self.gradient.seeds(mask), nums, n_results)
+        return _Plan((mask, tuple(i == 0 for i in range(n_results))), (), nums, n_results)
+
+    def results(self, outs, plan, rtypes):
+        """The call's return value from the kernel's result arrays."""
+        if isinstance(self.gradient, _Forward):
+            return self.gradient.shape(outs, plan.nums, plan.n_results, rtypes)
         if self.gradient is not None:
-            return self.gradient.shape(outs, nums, n_results)
+            return self.gradient.shape(outs, plan.nums, plan.n_results)
         if not outs:
             return None
         return outs[0] if len(outs) == 1 else tuple(outs)
