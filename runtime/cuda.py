@@ -21,8 +21,8 @@ import subprocess
 import sys
 import tempfile
 
-__all__ = ["CudaToolkitError", "UnsupportedArch", "find_libdevice", "find_ptxas", "ptx",
-           "assemble"]
+__all__ = ["CudaToolkitError", "UnsupportedArch", "find_libdevice", "find_ptxas",
+           "ptxas_candidates", "ptx", "assemble"]
 
 _INSTALL = ("install the CUDA toolkit (and set CUDA_HOME) or `pip install lldiff[cuda]`, which "
             "installs NVIDIA's nvidia-cuda-nvcc wheel")
@@ -49,22 +49,39 @@ def _roots():
 
 def find_ptxas():
     """The path of ptxas; CudaToolkitError when there is none."""
+    for p in ptxas_candidates():
+        return p
+    raise CudaToolkitError(f"ptxas not found: {_INSTALL}")
+
+
+def ptxas_candidates():
+    """Every ptxas found, best first (see the module docstring), each once: `assemble` falls
+    back to a later one for an architecture the first does not know (CUDA 13's ptxas dropped
+    sm_70; the CUDA 12 wheel `nvidia-cuda-nvcc-cu12` still has it)."""
+    seen = set()
+
+    def new(p):
+        if p and os.path.isfile(p) and os.path.realpath(p) not in seen:
+            seen.add(os.path.realpath(p))
+            return True
+        return False
+
     got = os.environ.get("LLDIFF_PTXAS")
     if got:
-        return got
-    for root in list(_roots())[:2]:  # $CUDA_HOME / $CUDA_PATH first
-        p = os.path.join(root, "bin", "ptxas")
-        if os.path.isfile(p) and root in (os.environ.get("CUDA_HOME"),
-                                          os.environ.get("CUDA_PATH")):
-            return p
+        seen.add(os.path.realpath(got))
+        yield got
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        if os.environ.get(var):
+            p = os.path.join(os.environ[var], "bin", "ptxas")
+            if new(p):
+                yield p
     p = shutil.which("ptxas")
-    if p:
-        return p
+    if new(p):
+        yield p
     for root in _roots():
         p = os.path.join(root, "bin", "ptxas")
-        if os.path.isfile(p):
-            return p
-    raise CudaToolkitError(f"ptxas not found: {_INSTALL}")
+        if new(p):
+            yield p
 
 
 def find_libdevice():
@@ -129,17 +146,23 @@ def ptx(text, arch="sm_90", kernels=None):
 
 
 def assemble(ptx_text, arch="sm_90"):
-    """Run ptxas on `ptx_text` for `arch`; its report (stderr, with -v). RuntimeError with
-    ptxas' message when it rejects the PTX."""
-    exe = find_ptxas()
-    with tempfile.TemporaryDirectory() as d:
-        src = os.path.join(d, "k.ptx")
-        with open(src, "w") as f:
-            f.write(ptx_text)
-        r = subprocess.run([exe, f"-arch={arch}", "-v", "-o", os.path.join(d, "k.cubin"), src],
-                           capture_output=True, text=True)
-    if r.returncode != 0 and "is not defined for option 'gpu-name'" in r.stderr:
-        raise UnsupportedArch(f"{exe} cannot assemble for {arch}: {r.stderr.strip()}")
-    if r.returncode != 0:
-        raise RuntimeError(f"ptxas -arch={arch} rejected the PTX: {r.stderr.strip()}")
-    return r.stderr
+    """Run ptxas on `ptx_text` for `arch` (the first ptxas found that knows `arch`); its
+    report (stderr, with -v). RuntimeError with ptxas' message when it rejects the PTX;
+    UnsupportedArch when no ptxas found knows `arch`."""
+    unknown = []
+    for exe in list(ptxas_candidates()) or [find_ptxas()]:
+        with tempfile.TemporaryDirectory() as d:
+            src = os.path.join(d, "k.ptx")
+            with open(src, "w") as f:
+                f.write(ptx_text)
+            r = subprocess.run([exe, f"-arch={arch}", "-v", "-o", os.path.join(d, "k.cubin"),
+                                src], capture_output=True, text=True)
+        if r.returncode != 0 and "is not defined for option 'gpu-name'" in r.stderr:
+            unknown.append(f"{exe}: {r.stderr.strip()}")
+            continue
+        if r.returncode != 0:
+            raise RuntimeError(f"ptxas -arch={arch} rejected the PTX: {r.stderr.strip()}")
+        return r.stderr
+    raise UnsupportedArch(f"no ptxas found assembles for {arch} (CUDA 13 dropped sm_70; "
+                          "`pip install nvidia-cuda-nvcc-cu12` has a ptxas that knows it): "
+                          + "; ".join(unknown))

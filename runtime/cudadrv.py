@@ -30,7 +30,7 @@ __all__ = ["CudaDriverError", "CudaError", "CudaMemoryError", "Device", "DeviceA
 
 # The GPU architectures LLVM 22's NVPTX backend knows (a device newer than all of them gets
 # PTX for the newest: the driver JIT-compiles PTX forward to the device it runs on).
-LLVM_ARCHS = (75, 80, 86, 87, 88, 89, 90, 100, 101, 103, 110, 120, 121)
+LLVM_ARCHS = (70, 75, 80, 86, 87, 88, 89, 90, 100, 101, 103, 110, 120, 121)
 
 _SUCCESS = 0
 _OUT_OF_MEMORY = 2
@@ -205,7 +205,7 @@ class Device:
         known = [a for a in LLVM_ARCHS if a <= cc]
         if not known:
             raise CudaDriverError(f"{self.name} (sm_{cc}) is older than every GPU LLVM's "
-                                  "NVPTX backend targets here (sm_75 and newer)")
+                                  "NVPTX backend targets here (sm_70 and newer)")
         return f"sm_{known[-1]}"
 
     def _current(self):

@@ -257,11 +257,11 @@ def test_modules_are_loaded_once_per_ptx_and_the_arch_follows_the_device():
     assert f1 is f2 and lib.calls.count("cuModuleLoadDataEx") == 1
     dev.function(".version 8.0\n", "k_kernel")
     assert lib.calls.count("cuModuleLoadDataEx") == 2
-    for cc, arch in (((7, 5), "sm_75"), ((8, 9), "sm_89"), ((12, 2), "sm_121"),
+    for cc, arch in (((7, 0), "sm_70"), ((7, 5), "sm_75"), ((8, 9), "sm_89"), ((12, 2), "sm_121"),
                      ((10, 0), "sm_100")):
         dev.compute_capability = cc
         assert dev.arch == arch
-    dev.compute_capability = (7, 0)
+    dev.compute_capability = (6, 1)
     with pytest.raises(cudadrv.CudaDriverError, match="older than"):
         dev.arch
 

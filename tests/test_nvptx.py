@@ -1,6 +1,7 @@
 """NVPTX (codegen/nvptx.py, runtime/cuda.py): PTX for the corpus' primal, jvp and vjp map
-kernels assembles with ptxas for sm_70, sm_80 and sm_90 (and sm_75: CUDA 13's ptxas no longer
-knows sm_70, so there sm_75 is the oldest checked and sm_70 is skipped, saying so).
+kernels assembles with ptxas for sm_70, sm_75, sm_80 and sm_90. CUDA 13's ptxas no longer
+knows sm_70: `cuda.assemble` then uses another ptxas found (CI installs CUDA 12's wheel,
+nvidia-cuda-nvcc-cu12, for it); with none, sm_70 is skipped, saying so.
 
 Everywhere, no GPU needed; skipped when libdevice or ptxas cannot be found (CI installs
 them with `pip install lldiff[cuda]`). PTX is generated in a subprocess: a bad intrinsic
