@@ -9,16 +9,29 @@ Differentiable arguments and results are the float ones. An int or bool argument
 tangent: pass None or 0 for it (JAX's float0). An int or bool result's tangent is None.
 """
 
+import functools
 import math
 import numbers
 import weakref
 
 from .api import Dispatcher, _arrays_ok, _check_arrays, _numpy, _plan_key, jit
+from .pickling import transformed
 
 __all__ = ["jvp", "jacfwd", "grad", "value_and_grad", "vjp", "jacrev", "hessian", "hvp",
            "jet"]
 
 _auto = weakref.WeakKeyDictionary()  # plain Python function -> its jit dispatcher
+
+
+def _transformation(transform):
+    """Make the functions `transform` returns `pickling.Transformed`: picklable as
+    (transformation, f, arguments), and typed by numba (numba_ext.py)."""
+    name = transform.__name__
+
+    @functools.wraps(transform)
+    def public(f, *args, **kwargs):
+        return transformed(transform(f, *args, **kwargs), name, f, args, kwargs)
+    return public
 
 
 def _dispatcher(f, who):
@@ -216,6 +229,7 @@ def _add_jvp_plan(d, primals, tangents, entry, mask, finish):
 _JACFWD_WIDTH = 16  # directions per vector-mode sweep for array arguments
 
 
+@_transformation
 def jacfwd(f, argnums=0):
     """The Jacobian of `f` by forward mode, the `argnums` columns in vector-mode sweeps.
 
@@ -448,6 +462,7 @@ def _grad_call(d, who, nums, has_aux, args, kwargs, plans=None, checkpoints=None
     return call([_canonical(v) for _, v in values])
 
 
+@_transformation
 def grad(f, argnums=0, has_aux=False, checkpoints=None):
     """The gradient of a float-valued `f` by reverse mode, as `jax.grad`.
 
@@ -484,6 +499,7 @@ def grad(f, argnums=0, has_aux=False, checkpoints=None):
     return _named(g, "grad", d, argnums)
 
 
+@_transformation
 def value_and_grad(f, argnums=0, has_aux=False, checkpoints=None):
     """`(f(x), grad(f)(x))` from one native reverse sweep, as `jax.value_and_grad`; with
     `has_aux`, `((value, aux), gradient)`. `checkpoints` as for `grad`."""
@@ -524,6 +540,7 @@ def _named(fn, who, d, argnums):
     return fn
 
 
+@_transformation
 def hessian(f, argnums=0):
     """The Hessian of a float-valued `f` w.r.t. its float arguments and float arrays
     `argnums`, as `jax.hessian`: forward over reverse -- the jvp pass run on the reverse sweep
@@ -788,6 +805,7 @@ def vjp(f, *primals):
     return y, pullback
 
 
+@_transformation
 def jacrev(f, argnums=0):
     """The Jacobian of `f` by reverse mode: one native reverse sweep per output element (each
     compiled to differentiate that output alone).

@@ -115,6 +115,10 @@ class Dispatcher:
     def __get__(self, obj, objtype=None):
         return self  # behaves like a staticmethod when stored on a class
 
+    def __reduce__(self):
+        from .pickling import reduce_dispatcher
+        return reduce_dispatcher(self)
+
     # --- calling ------------------------------------------------------------------------
 
     def __call__(self, *args, **kwargs):

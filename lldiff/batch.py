@@ -136,6 +136,10 @@ def result_dtype(t):
     return np.float64 if t is F64 else np.int64 if t is I64 else np.bool_
 
 
+def _is_dask(v):
+    return type(v).__module__.startswith("dask.") and hasattr(v, "chunks")
+
+
 def host_array(where, name, v):
     """Argument `name` as a numpy array of float64, int64 or bool; TypeError otherwise."""
     import numpy as np
@@ -171,11 +175,46 @@ class _Vectorized:
         return f"<lldiff.vectorize {self.d.__name__}>"
 
     def __call__(self, *args, out=None):
-        import numpy as np
         values = self.d._bind(args, {})
         if self.target == "cuda":
             from . import gpu
             return gpu.call(self, values, out)
+        if any(_is_dask(v) for _, v in values):
+            if out is not None:
+                raise ValueError(f"{self.__name__}: out= is not supported with dask arrays")
+            return self._dask(values)
+        outs, plan, rtypes = self._map(values, out)
+        return self.results(outs, plan, rtypes)
+
+    def _dask(self, values):
+        """The map over dask arrays, block by block (lazy: a dask array, or a tuple of them
+        shaped as the call's result): dask.array.map_blocks for one result, apply_gufunc
+        (its several-outputs form) for more."""
+        import dask.array as da
+        names = [name for name, _ in values]
+        args = [v if _is_dask(v) else host_array(self.__name__, name, v) for name, v in values]
+        types = [arg_type(a) for a in args]
+        # numpy arrays take part in the block structure (broadcast blocks); numbers go whole
+        args = [a if _is_dask(a) or a.ndim == 0 else da.asarray(a) for a in args]
+        plan = self.plan(types)
+        rtypes = self.d._map_spec(tuple(types), *plan.kernel).func.result_types
+        dtypes = [result_dtype(t) for t in rtypes]
+
+        def block(*blocks):
+            outs = self._map(list(zip(names, blocks)), None)[0]
+            return outs[0] if len(outs) == 1 else tuple(outs)
+
+        if len(dtypes) == 1:
+            outs = [da.map_blocks(block, *args, dtype=dtypes[0])]
+        else:
+            outs = list(da.apply_gufunc(block, ",".join(["()"] * len(args)) + "->" +
+                                        ",".join(["()"] * len(dtypes)), *args,
+                                        output_dtypes=dtypes, vectorize=False))
+        return self.results(outs, plan, rtypes)
+
+    def _map(self, values, out):
+        """(result arrays, plan, result types) of the map over numpy arrays and numbers."""
+        import numpy as np
         arrays = [host_array(self.__name__, name, v) for name, v in values]
         types = [arg_type(a) for a in arrays]
         shape = broadcast(self.__name__, [a.shape for a in arrays])
@@ -200,7 +239,7 @@ class _Vectorized:
         outs = self._outs(out, shape, [result_dtype(t) for t in rtypes])
         flats = [o.reshape(-1) for o in outs]
         self._run(kernel, n, ins, in_strides, flats, errors)
-        return self.results(outs, plan, rtypes)
+        return outs, plan, rtypes
 
     def plan(self, types):
         """What the map of these argument types runs: the kernel variant, the constant seed

@@ -27,7 +27,6 @@ import builtins
 import inspect
 import itertools
 import threading
-import types as pytypes
 import weakref
 
 __all__ = ["register"]
@@ -48,19 +47,18 @@ def register():
         from numba.core.typing.typeof import typeof_impl
 
         from .api import Dispatcher
-        default = typeof_impl.dispatch(pytypes.FunctionType)
+        from .pickling import Transformed
 
         @typeof_impl.register(Dispatcher)
         def _typeof_dispatcher(val, c):
             return _numba_type(val)
 
-        @typeof_impl.register(pytypes.FunctionType)
-        def _typeof_function(val, c):
-            # lldiff.grad / value_and_grad / jacfwd / jacrev return plain functions, marked
+        @typeof_impl.register(Transformed)
+        def _typeof_transformed(val, c):  # lldiff.grad / value_and_grad / jacfwd of one
             if getattr(val, "_lldiff_grad", None) is not None or \
                     getattr(val, "_lldiff_jacfwd", None) is not None:
                 return _numba_type(val)
-            return default(val, c)
+            return None  # (hessian, checkpointed gradients: not callable from numba)
 
         _registered = True
 
@@ -100,7 +98,6 @@ def _numba_result(t):
 
 
 def _make_intrinsic(obj):
-    from numba.core import types as nt
     from numba.extending import intrinsic
 
     from .batch import vectorize
