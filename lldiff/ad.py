@@ -30,7 +30,11 @@ def _transformation(transform):
 
     @functools.wraps(transform)
     def public(f, *args, **kwargs):
-        return transformed(transform(f, *args, **kwargs), name, f, args, kwargs)
+        fn = transform(f, *args, **kwargs)
+        # a plain function is recorded as the lldiff.jit function made of it, which pickles
+        # by source where pickle cannot find the function by name
+        return transformed(fn, name, _auto.get(f, f) if hasattr(f, "__code__") else f, args,
+                           kwargs)
     return public
 
 

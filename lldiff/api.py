@@ -321,31 +321,36 @@ class Dispatcher:
         its gradient (the "grad" derivative: results y..., then the gradients), or with
         `width` too, of its jvp (arguments x..., then `width` tangents per masked argument;
         results y..., then `width` tangents per float result)."""
-        key = (types, mask, seeded, width)
+        return self._once((types, mask, seeded, width),
+                          lambda: self._make_map_kernel(types, mask, seeded, width))
+
+    def _once(self, key, make):
+        """self._maps[key], made by make() the first time (once, whatever the threads)."""
         got = self._maps.get(key)
-        if got is not None:
-            return got
-        with _lock:
-            got = self._maps.get(key)
-            if got is not None:
-                return got
-            import ctypes
-            from . import codegen
-            spec = self._map_spec(types, mask, seeded, width)
-            rtypes = spec.func.result_types
-            text, errors = codegen.emit_map_module(spec.module, spec.symbol,
-                                                   fastmath=self.fastmath,
-                                                   name=spec.symbol + ".map")
-            sym = codegen.map_name(spec.symbol)
-            lib, addresses = self._machine_code(types, ("map",) + spec.variant, text, [sym],
-                                                {}, {})
-            P, I = ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64)
-            proto = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, ctypes.c_int64, P, I, P, I,
-                                     I)
-            kernel = proto(addresses[sym])
-            kernel._lldiff_library = lib  # keep the code alive with the function
-            got = self._maps[key] = (kernel, rtypes, errors)
-            return got
+        if got is None:
+            with _lock:
+                got = self._maps.get(key)
+                if got is None:
+                    got = self._maps[key] = make()
+        return got
+
+    def _make_map_kernel(self, types, mask, seeded, width):
+        import ctypes
+        from . import codegen
+        spec = self._map_spec(types, mask, seeded, width)
+        rtypes = spec.func.result_types
+        text, errors = codegen.emit_map_module(spec.module, spec.symbol,
+                                               fastmath=self.fastmath,
+                                               name=spec.symbol + ".map")
+        sym = codegen.map_name(spec.symbol)
+        lib, addresses = self._machine_code(types, ("map",) + spec.variant, text, [sym],
+                                            {}, {})
+        P, I = ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64)
+        proto = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, ctypes.c_int64, P, I, P, I,
+                                 I)
+        kernel = proto(addresses[sym])
+        kernel._lldiff_library = lib  # keep the code alive with the function
+        return kernel, rtypes, errors
 
     def _map_spec(self, types, mask=None, seeded=None, width=None):
         """The verified specialization a map kernel runs (see `_map_kernel`); TypeError when
@@ -370,25 +375,20 @@ class Dispatcher:
         specialization `_map_kernel` would map (codegen/nvptx.py): `code` is PTX for `arch`,
         made once per arch, or with `emulate` the kernel's host LLVM IR for running its
         threads on the CPU (tests)."""
-        key = ("gpu", types, mask, seeded, width, None if emulate else arch)
-        got = self._maps.get(key)
-        if got is not None:
-            return got
-        with _lock:
-            got = self._maps.get(key)
-            if got is not None:
-                return got
-            from .codegen.nvptx import emit_kernel_module, kernel_name
-            spec = self._map_spec(types, mask, seeded, width)
-            text, errors = emit_kernel_module(spec.module, spec.symbol,
-                                              name=spec.symbol + ".kernel",
-                                              fastmath=self.fastmath, emulate=emulate)
-            if not emulate:
-                from .runtime import cuda
-                text = cuda.ptx(text, arch)
-            got = self._maps[key] = (text, kernel_name(spec.symbol), spec.func.result_types,
-                                     errors)
-            return got
+        return self._once(("gpu", types, mask, seeded, width, None if emulate else arch),
+                          lambda: self._make_gpu_kernel(types, mask, seeded, width, arch,
+                                                        emulate))
+
+    def _make_gpu_kernel(self, types, mask, seeded, width, arch, emulate):
+        from .codegen.nvptx import emit_kernel_module, kernel_name
+        spec = self._map_spec(types, mask, seeded, width)
+        text, errors = emit_kernel_module(spec.module, spec.symbol,
+                                          name=spec.symbol + ".kernel",
+                                          fastmath=self.fastmath, emulate=emulate)
+        if not emulate:
+            from .runtime import cuda
+            text = cuda.ptx(text, arch)
+        return text, kernel_name(spec.symbol), spec.func.result_types, errors
 
     # --- derivatives --------------------------------------------------------------------
 

@@ -97,6 +97,9 @@ class _FunctionBySource:
                             "; define it at the top level of a module") from None
         text = textwrap.dedent("".join(lines))
         node = ast.parse(text).body[0]
+        if not isinstance(node, ast.FunctionDef) or node.name != fn.__name__:
+            raise TypeError(f"cannot pickle {fn.__qualname__}: {filename} no longer has its "
+                            "source where it was defined (was the file edited?)")
         body = text.splitlines(keepends=True)[node.lineno - 1:]  # from `def`, no decorators
         self.text = "".join(body)
         self.first = first + node.lineno - 1

@@ -57,6 +57,16 @@ def test_local_functions_and_derivatives_pickle_by_source():
     assert g[1] == pytest.approx(2.5 * 3.0 * 0.3 - math.exp(-1.7), rel=1e-14)
 
 
+def test_derivatives_of_plain_local_functions_pickle():
+    def plain(x, y):
+        return x * math.cos(y)
+
+    g = lldiff.grad(plain, (0, 1))
+    again = _roundtrip(g)
+    assert again(0.5, 1.25) == g(0.5, 1.25)
+    assert g(0.5, 1.25) == pytest.approx((math.cos(1.25), -0.5 * math.sin(1.25)), rel=1e-15)
+
+
 def test_options_and_custom_rules_survive_pickling():
     f = lldiff.jit(make_local(1.0).py_func, opt=1, fastmath=True, boundscheck=True)
     again = _roundtrip(f)
