@@ -126,11 +126,12 @@ def call(v, values, out):
     n = int(np.prod(shape, dtype=np.int64))
     for a in args:
         _stage(where, a, shape, dev)
-    outs, copies = _outputs(where, out, shape, [result_dtype(t) for t in rtypes], on_device,
-                            dev)
+    outs, results, copies = _outputs(where, out, shape, [result_dtype(t) for t in rtypes],
+                                     on_device, dev)
     failed = DeviceArray(dev, (1,), np.int64)
     if n:
-        dev.to_device(failed.ptr, ctypes.addressof(ctypes.c_int64(n)), 8)
+        start = ctypes.c_int64(n)  # (kept alive until the copy is done)
+        dev.to_device(failed.ptr, ctypes.addressof(start), 8)
         params = [ctypes.c_int64(n)]
         for a in args:
             params += [ctypes.c_uint64(a.ptr), ctypes.c_int64(a.step)]
@@ -142,7 +143,6 @@ def call(v, values, out):
             _recover(v, args[:len(values)], shape, index, errors, dev)
     for host, o in copies:
         o.copy_to_host(host)
-    results = [host for host, _ in copies] if copies else outs
     return v.results(results, plan, rtypes)
 
 
@@ -151,14 +151,16 @@ def _ptr(o):
 
 
 def _outputs(where, out, shape, dtypes, on_device, dev):
-    """(device arrays the kernel writes, [(numpy array, device array) to copy back])."""
+    """(device arrays the kernel writes, the arrays the call returns, [(numpy array, device
+    array) to copy back after the kernel])."""
     import numpy as np
     from .runtime.cudadrv import DeviceArray
     if out is None:
         outs = [DeviceArray(dev, shape, dt) for dt in dtypes]
         if on_device:
-            return outs, []
-        return outs, [(np.empty(shape, dt), o) for dt, o in zip(dtypes, outs)]
+            return outs, outs, []
+        copies = [(np.empty(shape, dt), o) for dt, o in zip(dtypes, outs)]
+        return outs, [host for host, _ in copies], copies
     given = list(out) if isinstance(out, tuple) else [out]
     if len(given) != len(dtypes):
         raise ValueError(f"{where}: out= needs {len(dtypes)} arrays, got {len(given)}")
@@ -183,7 +185,7 @@ def _outputs(where, out, shape, dtypes, on_device, dev):
             copies.append((o, d))
         else:
             raise bad
-    return outs, copies
+    return outs, given, copies
 
 
 def _c_strides(shape, item):

@@ -156,6 +156,11 @@ def test_out_takes_numpy_and_device_arrays(dev):
     assert got[0] is d_out[0]
     np.testing.assert_array_equal(d_out[0].read(), x * n)
     np.testing.assert_array_equal(d_out[1].read(), n % 3 == 0)
+    mixed = (np.empty(500), FakeDeviceArray(dev, np.zeros(500, np.bool_)))
+    got = vf(x, n, out=mixed)
+    assert got[0] is mixed[0] and got[1] is mixed[1]
+    np.testing.assert_array_equal(mixed[0], x * n)
+    np.testing.assert_array_equal(mixed[1].read(), n % 3 == 0)
     with pytest.raises(ValueError, match=r"out\[0\] must be"):
         vf(x, n, out=(np.empty(10), np.empty(10, np.bool_)))
     with pytest.raises(ValueError, match=r"out\[1\] must be"):
