@@ -152,6 +152,18 @@ def host_array(where, name, v):
                       np.bool_)
 
 
+def flat_input(a, shape):
+    """(contiguous 1-D array, element stride) a map kernel reads argument `a` from over the
+    broadcast `shape`: one element with stride 0 (broadcast), the array itself, or for
+    partial broadcasting a materialized copy (correct for every layout)."""
+    import numpy as np
+    if a.size == 1:
+        return np.ascontiguousarray(a).reshape(1), 0
+    if a.shape == shape and a.flags.c_contiguous:
+        return a.reshape(-1), 1
+    return np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1), 1
+
+
 def broadcast(where, shapes):
     import numpy as np
     try:
@@ -226,13 +238,7 @@ class _Vectorized:
             n *= s
         ins, in_strides, keep = [], [], []
         for a in arrays:
-            if a.ndim == 0 or a.size == 1:
-                flat = np.ascontiguousarray(a).reshape(1)
-                step = 0
-            elif a.shape == shape and a.flags.c_contiguous:
-                flat, step = a.reshape(-1), 1
-            else:  # partial broadcasting: materialize (a copy; correct for every layout)
-                flat, step = np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1), 1
+            flat, step = flat_input(a, shape)
             keep.append(flat)
             ins.append(flat.ctypes.data)
             in_strides.append(step)

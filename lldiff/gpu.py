@@ -24,7 +24,7 @@ libcuda directly.
 import builtins
 import ctypes
 
-from .batch import arg_type, broadcast, host_array, result_dtype
+from .batch import arg_type, broadcast, flat_input, host_array, result_dtype
 
 __all__ = ["call"]
 
@@ -77,13 +77,10 @@ def _stage(where, a, shape, dev):
     item = a.dtype.itemsize
     size = int(np.prod(a.shape, dtype=np.int64))
     if a.host is not None:
-        flat = a.host.reshape(-1)[:1] if size == 1 else \
-            a.host.reshape(-1) if a.shape == shape and a.host.flags.c_contiguous else \
-            np.ascontiguousarray(np.broadcast_to(a.host, shape)).reshape(-1)
-        flat = np.ascontiguousarray(flat)
+        flat, a.step = flat_input(a.host, shape)
         a.owned = DeviceArray(dev, flat.shape, flat.dtype)
         dev.to_device(a.owned.ptr, flat.ctypes.data, flat.nbytes)
-        a.ptr, a.step = a.owned.ptr, 0 if size == 1 else 1
+        a.ptr = a.owned.ptr
         return
     contiguous = a.strides is None or tuple(a.strides) == _c_strides(a.shape, item)
     if size == 1:
