@@ -315,14 +315,46 @@ class Dispatcher:
         if os.environ.get("LLDIFF_TIMING", "") not in ("", "0"):
             _report_timing(self.__name__, spec)
 
-    def _map_kernel(self, types, mask=None, seeded=None, width=None):
+    def _map_kernel(self, types, mask=None, seeded=None, width=None, uniform=None):
         """(ctypes kernel, result types, error table) of the elementwise map of the
         specialization for scalar `types` (lldiff.vectorize), compiled once; with `mask`, of
         its gradient (the "grad" derivative: results y..., then the gradients), or with
         `width` too, of its jvp (arguments x..., then `width` tangents per masked argument;
-        results y..., then `width` tangents per float result)."""
+        results y..., then `width` tangents per float result). With `uniform` (a flag per
+        kernel argument: read with stride 0, the others with stride 1), the kernel runs the
+        SPMD form in SIMD lanes (passes/spmd.py) where the function has one, else it is the
+        scalar kernel."""
+        if uniform is not None:
+            return self._once(("simd", types, mask, seeded, width, uniform),
+                              lambda: self._make_simd_kernel(types, mask, seeded, width,
+                                                             uniform))
         return self._once((types, mask, seeded, width),
                           lambda: self._make_map_kernel(types, mask, seeded, width))
+
+    def _make_simd_kernel(self, types, mask, seeded, width, uniform):
+        from . import codegen
+        from .ir import Module
+        from .passes.spmd import NotSpmd, spmd_func
+        from .runtime import get_engine
+        spec = self._map_spec(types, mask, seeded, width)
+        lanes = get_engine().simd_lanes()
+        t0 = time.perf_counter()
+        try:
+            lane_func = spmd_func(spec.module, spec.symbol, uniform, lanes)
+        except NotSpmd:
+            return self._map_kernel(types, mask, seeded, width)
+        timings = {"pass:spmd": time.perf_counter() - t0}
+        module = Module(list(spec.module) + [lane_func])
+        text, errors = codegen.emit_spmd_map_module(module, spec.symbol, lane_func.name,
+                                                    fastmath=self.fastmath,
+                                                    name=spec.symbol + ".simd")
+        sym = codegen.simd_name(spec.symbol)
+        variant = ("simd", lanes, uniform) + spec.variant
+        lib, addresses = self._machine_code(types, variant, text, [sym], {}, timings)
+        kernel = _map_proto()(addresses[sym])
+        kernel._lldiff_library = lib
+        kernel._lldiff_spmd = lane_func  # (what ran: tests and inspect)
+        return kernel, spec.func.result_types, errors
 
     def _once(self, key, make):
         """self._maps[key], made by make() the first time (once, whatever the threads)."""
@@ -335,7 +367,6 @@ class Dispatcher:
         return got
 
     def _make_map_kernel(self, types, mask, seeded, width):
-        import ctypes
         from . import codegen
         spec = self._map_spec(types, mask, seeded, width)
         rtypes = spec.func.result_types
@@ -345,10 +376,7 @@ class Dispatcher:
         sym = codegen.map_name(spec.symbol)
         lib, addresses = self._machine_code(types, ("map",) + spec.variant, text, [sym],
                                             {}, {})
-        P, I = ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64)
-        proto = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, ctypes.c_int64, P, I, P, I,
-                                 I)
-        kernel = proto(addresses[sym])
+        kernel = _map_proto()(addresses[sym])
         kernel._lldiff_library = lib  # keep the code alive with the function
         return kernel, rtypes, errors
 
@@ -725,6 +753,13 @@ class JitGrad(Dispatcher):
                 not any(t.is_memref for t in types):
             cls.__call__ = d.entry  # the fast path: a builtin, not a Python method
         return d
+
+
+def _map_proto():
+    """The ctypes type of a map kernel (codegen/kernel.py's ABI)."""
+    import ctypes
+    P, I = ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64)
+    return ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, ctypes.c_int64, P, I, P, I, I)
 
 
 def _plan_key(args):

@@ -20,7 +20,7 @@ __all__ = ["vectorize"]
 _MIN_CHUNK = 4096  # elements per thread below which one thread does the whole map
 
 
-def vectorize(f, threads=None, progress=False, target="cpu", device=0):
+def vectorize(f, threads=None, progress=False, target="cpu", device=0, simd=True):
     """Return a function applying `f` (a plain or @lldiff.jit function of scalars, a
     `lldiff.grad` / `lldiff.value_and_grad` / `lldiff.jacfwd` of one, or a `@jit_grad`
     function) elementwise over numpy arrays and numbers, with broadcasting:
@@ -30,6 +30,12 @@ def vectorize(f, threads=None, progress=False, target="cpu", device=0):
     `threads` (default: the number of CPUs) splits the elements across native threads with
     the GIL released. `progress=True` draws a progress bar on stderr while a map runs
     (nothing is printed by default).
+
+    On the CPU the map runs W elements at a time in SIMD lanes (W = 8 f64 lanes with
+    AVX-512, 4 with AVX) when the function has an SPMD form (passes/spmd.py: no arrays inside,
+    no custom rules); arguments given as single numbers stay scalars in that code. Results
+    equal the scalar loop's bit for bit (every lane runs the scalar code's operations; libm
+    functions are called lane by lane). `simd=False` runs the scalar loop.
 
     `target="cuda"` runs the map as a GPU kernel on CUDA device `device` (lldiff/gpu.py):
     numpy arguments are copied to the device and results come back as numpy arrays;
@@ -60,6 +66,7 @@ def vectorize(f, threads=None, progress=False, target="cpu", device=0):
     else:
         v = _Vectorized(_dispatcher(f, "vectorize"), threads, None, target, device)
     v.progress = bool(progress)
+    v.simd = bool(simd)
     return v
 
 
@@ -180,6 +187,7 @@ class _Vectorized:
         self.target = target
         self.device = device
         self.progress = False
+        self.simd = True
         self.__name__ = f"vectorize({d.__name__})"
         self.__doc__ = f"{d.__name__} applied elementwise over arrays (lldiff.vectorize)."
 
@@ -231,7 +239,6 @@ class _Vectorized:
         types = [arg_type(a) for a in arrays]
         shape = broadcast(self.__name__, [a.shape for a in arrays])
         plan = self.plan(types)
-        kernel, rtypes, errors = self.d._map_kernel(tuple(types), *plan.kernel)
         arrays += [np.array(s) for s in plan.seeds]
         n = 1
         for s in shape:
@@ -242,6 +249,10 @@ class _Vectorized:
             keep.append(flat)
             ins.append(flat.ctypes.data)
             in_strides.append(step)
+        # SIMD lanes: the kernel is made for which arguments are the same for every element
+        uniform = tuple(s == 0 for s in in_strides) if self.simd else None
+        kernel, rtypes, errors = self.d._map_kernel(tuple(types), *plan.kernel,
+                                                    uniform=uniform)
         outs = self._outs(out, shape, [result_dtype(t) for t in rtypes])
         flats = [o.reshape(-1) for o in outs]
         self._run(kernel, n, ins, in_strides, flats, errors)

@@ -49,7 +49,9 @@ STRUCTURAL = frozenset({"scf.if", "scf.for", "scf.while", "scf.yield", "scf.cond
                         "func.return", "func.call",
                         # reverse-mode tape ops: only in derived functions, never differentiated
                         "ad.push", "ad.pop", "ad.tape", "ad.tape.push", "ad.tape.pop",
-                        "ad.tape.free", "ad.count"})
+                        "ad.tape.free", "ad.count",
+                        # the SPMD form (passes/spmd.py) is made from derived functions
+                        "vector.broadcast"})
 
 INACTIVE = frozenset({
     "arith.constant", "arith.addi", "arith.subi", "arith.muli", "arith.floordivsi",

@@ -50,6 +50,12 @@ class Engine:
         self.counter = 0
         self.tm_pic = None  # for object files (emit_object), made on first use
 
+    def simd_lanes(self):
+        """f64 lanes in one vector register of this CPU: 8 with AVX-512, 4 with AVX, else
+        2 (SSE2 / NEON); the width of the SPMD form lldiff.vectorize runs."""
+        feats = set(f[1:] for f in self.features.split(",") if f.startswith("+"))
+        return 8 if "avx512f" in feats else 4 if "avx" in feats else 2
+
     def parse(self, text):
         mod = self.llvm.parse_assembly(text)
         mod.triple = self.triple

@@ -3,8 +3,10 @@
 from .abi import emit_entry, entry_name
 from .kernel import emit_map, map_name
 from .llvm import LOWER, STRUCTURAL, emit_module
+from .spmd import emit_spmd_map, simd_name
 
-__all__ = ["emit", "emit_map_module", "entry_name", "map_name", "LOWER", "STRUCTURAL"]
+__all__ = ["emit", "emit_map_module", "emit_spmd_map_module", "entry_name", "map_name",
+           "simd_name", "LOWER", "STRUCTURAL"]
 
 
 def emit(module, entries, name="lldiff", fastmath=False):
@@ -21,4 +23,13 @@ def emit_map_module(module, symbol, name="lldiff", fastmath=False):
     the error table: [(exception name, message)] for status codes 1, 2, ..."""
     lm, errors = emit_module(module, {symbol}, name, fastmath)
     emit_map(lm, module[symbol])
+    return str(lm), list(errors.entries)
+
+
+def emit_spmd_map_module(module, symbol, lanes_symbol, name="lldiff", fastmath=False):
+    """LLVM IR text for `module` with the SIMD map kernel (spmd.py: `simd_name(symbol)`) of
+    function `symbol`, running its SPMD form `lanes_symbol` (also in `module`), and the error
+    table."""
+    lm, errors = emit_module(module, {symbol}, name, fastmath)
+    emit_spmd_map(lm, module[symbol], module[lanes_symbol])
     return str(lm), list(errors.entries)

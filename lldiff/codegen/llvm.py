@@ -55,6 +55,8 @@ class _Tape:
 
 def llvm_type(t):
     got = _T.get(t)
+    if got is None and t.is_vector:  # the SPMD form's lanes (codegen/spmd.py)
+        got = _T[t] = L.VectorType(llvm_type(t.elem), t.lanes)
     if got is None and t.is_memref:
         # {data, shape[rank], strides[rank] in elements}; a contiguous memref ignores the
         # strides (C order), so LLVM sees unit stride and can vectorize
@@ -124,7 +126,11 @@ def emit_module(module, exported, name="lldiff", fastmath=False, target="cpu"):
     for f in module:
         ctx.declare(f, exported=f.name in exported)
     for f in module:
-        _FuncEmitter(ctx, f).emit()
+        if "spmd" in f.attrs:  # the W-lane form of a function (passes/spmd.py)
+            from .spmd import LaneEmitter
+            LaneEmitter(ctx, f).emit()
+        else:
+            _FuncEmitter(ctx, f).emit()
     return lm, errors
 
 
@@ -156,6 +162,9 @@ class _ModuleCtx:
             name = libdevice_name(name, types[0])
         key = (name, tuple(str(t) for t in types))
         fn = self.helpers.get(key)
+        if fn is None and isinstance(types[0], L.VectorType):  # llvmlite cannot mangle these
+            fty = L.FunctionType(ret or types[0], types)
+            fn = self.helpers[key] = L.Function(self.lm, fty, f"{name}.{mangle(types[0])}")
         if fn is None:
             if name.startswith("llvm."):
                 fty = L.FunctionType(ret or types[0], types)
@@ -303,6 +312,24 @@ def _factorial(fe, op, a):
     return [fe.bd.load(ptr)]
 
 
+def mangle(t):
+    """An LLVM type's suffix in overloaded intrinsic names: f64, v8f64, v8i1, v8p0."""
+    if isinstance(t, L.VectorType):
+        return f"v{t.count}{mangle(t.element)}"
+    if isinstance(t, L.PointerType):
+        return "p0"
+    return {L.DoubleType(): "f64", L.FloatType(): "f32"}.get(t) or f"i{t.width}"
+
+
+def splat(bd, v, count):
+    """<count x T> with scalar `v` in every lane."""
+    vt = L.VectorType(v.type, count)
+    if isinstance(v, L.Constant):
+        return L.Constant(vt, [v.constant] * count)
+    one = bd.insert_element(L.Constant(vt, None), v, L.Constant(I32, 0))
+    return bd.shuffle_vector(one, one, L.Constant(L.VectorType(I32, count), [0] * count))
+
+
 def _constant(fe, op, a):
     t = op.attrs["type"]
     v = op.attrs["value"]
@@ -340,6 +367,7 @@ LOWER = {
     "lldiff.lgamma": _libm("lgamma"), "lldiff.tgamma": _libm("tgamma"),
     "math.isnan": _isnan, "math.isinf": _isinf, "math.isfinite": _isfinite,
     "math.fpowi": _fpowi, "math.ipowi": _ipowi, "lldiff.factorial": _factorial,
+    "vector.broadcast": lambda fe, op, a: [splat(fe.bd, a[0], op.results[0].type.lanes)],
 }
 # Handled by _FuncEmitter itself: control flow, calls, returns, raise_if, array allocation and
 # tapes (ad.push and ad.pop must have been materialized by passes/tape.py before codegen).

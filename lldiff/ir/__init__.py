@@ -5,9 +5,11 @@ from .core import Block, BlockArg, Func, Loc, Module, Op, OpResult, Region, Valu
 from .interpreter import run as interpret
 from .ops import OPS
 from .printer import print_func, print_module
-from .types import F32, F64, I1, I64, TAPE, MemRefType, Type, memref, unify
+from .types import (F32, F64, I1, I64, TAPE, MemRefType, Type, VectorType, memref, unify,
+                    vector)
 from .verifier import VerificationError, verify
 
 __all__ = ["Builder", "Block", "BlockArg", "Func", "Loc", "Module", "Op", "OpResult", "Region",
            "Value", "interpret", "OPS", "print_func", "print_module", "F32", "F64", "I1", "I64",
-           "TAPE", "MemRefType", "Type", "memref", "unify", "VerificationError", "verify"]
+           "TAPE", "MemRefType", "Type", "VectorType", "memref", "unify", "vector",
+           "VerificationError", "verify"]

@@ -398,6 +398,18 @@ TAPE_OPS = ("ad.push", "ad.pop", "ad.tape", "ad.tape.push", "ad.tape.pop", "ad.t
 # (runtime.COUNTERS: what checkpointing recomputed); an effect, so DCE keeps it.
 opdef("ad.count", "generic", _fixed([I64], None), pure=False)
 
+# `vector.broadcast %x : f64 to vector<8xf64>`: a uniform value in every lane. Only in the
+# SPMD form (passes/spmd.py), which is made after differentiation.
+def _broadcast_rule(types, attrs):
+    (t,) = types
+    to = attrs.get("to")
+    if not (getattr(to, "is_vector", False) and to.elem is t):
+        raise TypeError(f"vector.broadcast needs T -> vector<WxT>, got {t} -> {to}")
+    return [to]
+
+
+opdef("vector.broadcast", "cast", _broadcast_rule)
+
 # Structured control flow and functions: type rules are checked by the verifier directly.
 for _name in ("scf.if", "scf.for", "scf.while", "scf.yield", "scf.condition", "func.return",
               "func.call"):

@@ -4,8 +4,8 @@ Owns the type objects (`f64`, `f32`, `i64`, `i1`) and the int/float unification 
 frontend uses. Must not know about ops, LLVM or Python values beyond their kind.
 """
 
-__all__ = ["Type", "FloatType", "IntType", "MemRefType", "memref", "F64", "F32", "I64", "I1",
-           "TAPE", "unify"]
+__all__ = ["Type", "FloatType", "IntType", "MemRefType", "memref", "VectorType", "vector", "F64",
+           "F32", "I64", "I1", "TAPE", "unify"]
 
 
 class Type:
@@ -18,6 +18,7 @@ class Type:
     is_float = False
     is_int = False
     is_memref = False
+    is_vector = False
 
     def __repr__(self):
         return self.name
@@ -64,6 +65,31 @@ def memref(elem, rank, contiguous=True):
     t = _MEMREFS.get(key)
     if t is None:
         t = _MEMREFS[key] = MemRefType(elem, rank, bool(contiguous))
+    return t
+
+
+class VectorType(Type):
+    """`vector<Wxelem>`: one value per SIMD lane, MLIR's vector type. Only the SPMD form
+    (passes/spmd.py) has them; `width` stays the element's bit width, `lanes` is W.
+    Interned: build with `vector(...)`."""
+
+    __slots__ = ("elem", "lanes")
+    is_vector = True
+
+    def __init__(self, elem, lanes):
+        super().__init__(f"vector<{lanes}x{elem}>", elem.width)
+        self.elem = elem
+        self.lanes = lanes
+
+
+_VECTORS = {}
+
+
+def vector(elem, lanes):
+    key = (elem, lanes)
+    t = _VECTORS.get(key)
+    if t is None:
+        t = _VECTORS[key] = VectorType(elem, lanes)
     return t
 
 

@@ -1,0 +1,463 @@
+"""Lowers the SPMD form of a function (passes/spmd.py) to LLVM vector code, and the map
+kernel that runs it over arrays W elements at a time.
+
+Values of type `vector<WxT>` become LLVM `<W x T>`; arithmetic, comparisons, selects, casts
+and LLVM's math intrinsics take vectors as they are (`llvm.sqrt.v8f64`: LLVM calls libm lane by
+lane where the CPU has no instruction). The rest go lane by lane through the scalar lowering
+(`LOWER`), so every lane computes exactly what the scalar code computes: libm calls without
+an LLVM intrinsic, integer division (with inactive lanes' divisors made 1, never a trap),
+integer and factorial lookups. `math.fpowi` with a uniform exponent is one vector loop of the
+scalar square-and-multiply.
+
+Masks: `self.mask` is the `<W x i1>` of active lanes, or None when every lane is. Control flow
+on a vector condition runs as passes/spmd.py describes; the reverse-mode tape keeps a stack
+per lane, interleaved in memory (entry k of lane l at slot k * W + l, 8 bytes each), written
+and read with masked scatter and gather; its bytes-used counter counts pushes of any lane,
+an upper bound on every lane's stack that sizes the buffer (inline in the frame, then the
+heap as in scalar code).
+
+The kernel (`emit_spmd_map`) has the scalar map kernel's ABI (kernel.py). It runs W
+elements per call of the SPMD function while W remain, then the scalar map for the tail. When
+the SPMD function fails (an exception in some lane), the scalar map reruns those W elements,
+so the error raised and the element reported are exactly the scalar loop's. Arguments read
+with stride 0 must be the ones the SPMD form was made uniform for; any other argument and
+every result must have stride 1, else the whole range goes to the scalar map.
+
+Must not import llvmlite.binding or know about derivatives.
+"""
+
+from llvmlite import ir as L
+
+from ..ir import I1
+from .kernel import _memory_type, emit_map
+from .llvm import (I32, LOWER, PTR, TAPE_INLINE_BYTES, _FuncEmitter, _Tape, llvm_type, mangle,
+                   splat)
+
+__all__ = ["LaneEmitter", "emit_spmd_map", "simd_name"]
+
+_I64 = L.IntType(64)
+# Ops lowered lane by lane through their scalar lowering when an operand is a vector.
+_LANEWISE = {"math.tan", "math.asin", "math.acos", "math.atan", "math.atan2", "math.sinh",
+             "math.cosh", "math.tanh", "math.asinh", "math.acosh", "math.atanh", "math.expm1",
+             "math.log1p", "math.cbrt", "math.erf", "math.erfc", "lldiff.hypot",
+             "lldiff.lgamma", "lldiff.tgamma", "math.ipowi", "lldiff.factorial",
+             "arith.floordivsi", "arith.remsi"}
+# ... of which these read their last operand as a divisor / their first as a table index:
+_DIVISORS = {"arith.floordivsi", "arith.remsi"}
+
+
+def simd_name(symbol):
+    return f"{symbol}.simd"
+
+
+class _LaneTape(_Tape):
+    __slots__ = ("sizes",)
+
+
+class LaneEmitter(_FuncEmitter):
+    """_FuncEmitter for a function in SPMD form (f.attrs["spmd"])."""
+
+    def emit(self):
+        self.lanes = self.f.attrs["spmd"]["lanes"]
+        self.mask = None
+        self.fn.attributes.add("alwaysinline")  # into the kernel's loop: loads meet the math
+        super().emit()
+
+    # --- masks ----------------------------------------------------------------------------
+
+    def mask_type(self):
+        return L.VectorType(L.IntType(1), self.lanes)
+
+    def all_lanes(self):
+        return L.Constant(self.mask_type(), [1] * self.lanes)
+
+    def declare(self, name, ret, args):
+        return self.ctx.helper(name, lambda lm, n: L.Function(lm, L.FunctionType(ret, args),
+                                                              name=n))
+
+    def any(self, m):
+        fn = self.ctx.intrinsic("llvm.vector.reduce.or", [m.type], L.IntType(1))
+        return self.bd.call(fn, [m])
+
+    def both(self, a, b):
+        return b if a is None else self.bd.and_(a, b)
+
+    def lanes_of(self, v):
+        """`v` as a vector (a scalar broadcast)."""
+        return v if isinstance(v.type, L.VectorType) else splat(self.bd, v, self.lanes)
+
+    def zero(self, t):
+        return L.Constant(t, None)
+
+    # --- ops ------------------------------------------------------------------------------
+
+    def lanewise(self, op):
+        a = [self.vals[v] for v in op.operands]
+        if not any(isinstance(x.type, L.VectorType) for x in a):
+            return LOWER[op.name](self, op, a)
+        bd = self.bd
+        if op.name in _DIVISORS and self.mask is not None:
+            one = L.Constant(a[-1].type, [1] * self.lanes)
+            a[-1] = bd.select(self.mask, self.lanes_of(a[-1]), one)
+        if op.name == "lldiff.factorial" and self.mask is not None:
+            a[0] = bd.select(self.mask, a[0], self.zero(a[0].type))
+        out = self.zero(llvm_type(op.results[0].type))
+        for k in range(self.lanes):
+            lane = L.Constant(I32, k)
+            scalars = [bd.extract_element(x, lane) if isinstance(x.type, L.VectorType) else x
+                       for x in a]
+            (r,) = LOWER[op.name](self, op, scalars)
+            out = bd.insert_element(out, r, lane)
+        return [out]
+
+    def op_math_fpowi(self, op):
+        x, n = (self.vals[v] for v in op.operands)
+        if isinstance(n.type, L.VectorType):
+            return self.lanewise(op)
+        if not isinstance(x.type, L.VectorType):
+            return LOWER[op.name](self, op, [x, n])
+        fn = self.ctx.helper(f"lldiff.powi.{mangle(x.type)}",
+                             lambda lm, name: _build_vector_powi(lm, name, x.type))
+        return [self.bd.call(fn, [x, n])]
+
+    def _float_class(self, op, pred):
+        (x,) = (self.vals[v] for v in op.operands)
+        if not isinstance(x.type, L.VectorType):
+            return LOWER[op.name](self, op, [x])
+        fabs = self.ctx.intrinsic("llvm.fabs", [x.type])
+        inf = L.Constant(x.type, [float("inf")] * self.lanes)
+        return [self.bd.fcmp_ordered(pred, self.bd.call(fabs, [x]), inf)]
+
+    def op_math_isinf(self, op):
+        return self._float_class(op, "==")
+
+    def op_math_isfinite(self, op):
+        return self._float_class(op, "<")
+
+    def op_lldiff_raise_if(self, op):
+        c = self.vals[op.operands[0]]
+        bd = self.bd
+        if isinstance(c.type, L.VectorType):
+            fail = self.any(self.both(self.mask, c))
+        else:
+            fail = c if self.mask is None else bd.and_(c, self.any(self.mask))
+        code = self.ctx.errors.code(op.attrs["exc"], op.attrs["msg"])
+        bad, cont = self.new_block("raise"), self.new_block("ok")
+        bd.cbranch(fail, bad, cont)
+        bd.position_at_end(bad)
+        self.ret_status(L.Constant(I32, code))
+        bd.position_at_end(cont)
+        return []
+
+    # --- control flow ---------------------------------------------------------------------
+
+    def op_scf_if(self, op):
+        c = self.vals[op.operands[0]]
+        if not isinstance(c.type, L.VectorType):
+            return super().op_scf_if(op)
+        outer, bd = self.mask, self.bd
+        not_c = bd.xor(c, self.all_lanes())
+        sides = [self.masked_region(region, self.both(outer, m), op.results)
+                 for region, m in zip(op.regions, (c, not_c))]
+        self.mask = outer
+        return [bd.select(c, t, e) for t, e in zip(*sides)]
+
+    def masked_region(self, region, m, results):
+        """Run `region` for the lanes of mask `m`, skipped when there are none; its yielded
+        values (zeros where it was skipped)."""
+        if not region.blocks:
+            return []
+        bd = self.bd
+        start = bd.block
+        run, join = self.new_block("lanes"), self.new_block("lanes.end")
+        bd.cbranch(self.any(m), run, join)
+        bd.position_at_end(run)
+        self.mask = m
+        vals = self.block(region.block)
+        end = bd.block
+        bd.branch(join)
+        bd.position_at_end(join)
+        out = []
+        for r, v in zip(results, vals):
+            phi = bd.phi(llvm_type(r.type))
+            phi.add_incoming(self.lanes_of(v) if r.type.is_vector else v, end)
+            phi.add_incoming(self.zero(llvm_type(r.type)), start)
+            out.append(phi)
+        return out
+
+    def op_scf_while(self, op):
+        before, after = op.regions[0].block, op.regions[1].block
+        if not before.terminator.operands[0].type.is_vector:
+            return super().op_scf_while(op)  # every lane leaves together
+        outer, bd = self.mask, self.bd
+        pre = bd.block
+        head, body, done = (self.new_block(s) for s in ("while.head", "while.body",
+                                                          "while.end"))
+        bd.branch(head)
+        bd.position_at_end(head)
+        phis = [bd.phi(llvm_type(a.type), name=(a.hint or "").lstrip(".")) for a in before.args]
+        for phi, v in zip(phis, op.operands):
+            phi.add_incoming(self.vals[v], pre)
+        active = bd.phi(self.mask_type(), name="active")
+        active.add_incoming(outer if outer is not None else self.all_lanes(), pre)
+        kept = [bd.phi(llvm_type(r.type)) for r in op.results]  # lanes' values when they left
+        for phi in kept:
+            phi.add_incoming(self.zero(phi.type), pre)
+        for a, phi in zip(before.args, phis):
+            self.vals[a] = phi
+        self.mask = active
+        cond, *passed = self.block(before)
+        stay = bd.and_(active, cond)
+        leaving = bd.and_(active, bd.xor(cond, self.all_lanes()))
+        results = [bd.select(leaving, self.lanes_of(p), k) for p, k in zip(passed, kept)]
+        bd.cbranch(self.any(stay), body, done)
+        bd.position_at_end(body)
+        self.mask = stay
+        for a, v in zip(after.args, passed):
+            self.vals[a] = v
+        out = self.block(after)
+        latch = bd.block
+        bd.branch(head)
+        for phi, v in zip(phis, out):
+            phi.add_incoming(v, latch)
+        active.add_incoming(stay, latch)
+        for phi, v in zip(kept, results):
+            phi.add_incoming(v, latch)
+        bd.position_at_end(done)
+        self.mask = outer
+        return results
+
+    def op_scf_for(self, op):
+        lb, ub, step, *inits = (self.vals[v] for v in op.operands)
+        if not any(isinstance(x.type, L.VectorType) for x in (lb, ub, step)):
+            return super().op_scf_for(op)
+        outer, bd = self.mask, self.bd
+        body_blk = op.regions[0].block
+        pre = bd.block
+        head, body, done = (self.new_block(s) for s in ("for.head", "for.body", "for.end"))
+        bd.branch(head)
+        bd.position_at_end(head)
+        iv = bd.phi(llvm_type(body_blk.args[0].type), name="iv")
+        iv.add_incoming(lb, pre)
+        carried = [bd.phi(llvm_type(a.type), name=(a.hint or "").lstrip("."))
+                   for a in body_blk.args[1:]]
+        for phi, v in zip(carried, inits):
+            phi.add_incoming(v, pre)
+        active = bd.phi(self.mask_type(), name="active")
+        active.add_incoming(outer if outer is not None else self.all_lanes(), pre)
+        cont = bd.and_(active, bd.icmp_signed("<", self.lanes_of(iv), self.lanes_of(ub)))
+        bd.cbranch(self.any(cont), body, done)
+        bd.position_at_end(body)
+        self.mask = cont
+        self.vals[body_blk.args[0]] = iv
+        for a, phi in zip(body_blk.args[1:], carried):
+            self.vals[a] = phi
+        out = self.block(body_blk)
+        step = self.lanes_of(step) if isinstance(iv.type, L.VectorType) else step
+        nxt = bd.add(iv, step)
+        out = [bd.select(cont, v, phi) if isinstance(phi.type, L.VectorType) else v
+               for phi, v in zip(carried, out)]  # finished lanes keep their values
+        latch = bd.block
+        bd.branch(head)
+        iv.add_incoming(nxt, latch)
+        for phi, v in zip(carried, out):
+            phi.add_incoming(v, latch)
+        active.add_incoming(cont, latch)
+        bd.position_at_end(done)
+        self.mask = outer
+        return carried
+
+    # --- the tape: a stack per lane -------------------------------------------------------
+
+    def new_tape(self):
+        bd = self.alloca_bd
+        inline_bytes = max(TAPE_INLINE_BYTES, 128 * 8 * self.lanes)  # 128 entries per lane
+        buf = bd.alloca(L.ArrayType(L.IntType(8), inline_bytes), name="tape.inline")
+        buf.align = 64
+        inline = bd.bitcast(buf, PTR)
+        t = _LaneTape(bd.alloca(PTR, name="tape.base"), bd.alloca(_I64, name="tape.size"),
+                      bd.alloca(_I64, name="tape.cap"), inline)
+        t.sizes = bd.alloca(L.VectorType(_I64, self.lanes), name="tape.lanes")
+        bd.store(inline, t.base)
+        bd.store(L.Constant(_I64, 0), t.size)
+        bd.store(L.Constant(_I64, inline_bytes), t.cap)
+        bd.store(self.zero(t.sizes.type.pointee), t.sizes)
+        return t
+
+    def op_ad_tape(self, op):
+        return [self.tapes[op.result]]  # a reserved size is the scalar code's; lanes grow
+
+    def slots(self, t, sizes):
+        """<W x ptr> of each lane's entry `sizes[lane]` of tape `t`."""
+        bd, w = self.bd, self.lanes
+        base = splat(bd, bd.ptrtoint(bd.load(t.base), _I64), w)
+        lane = L.Constant(sizes.type, list(range(w)))
+        off = bd.mul(bd.add(bd.mul(sizes, L.Constant(sizes.type, [w] * w)), lane),
+                     L.Constant(sizes.type, [8] * w))
+        return bd.inttoptr(bd.add(base, off), L.VectorType(PTR, w))
+
+    def step(self):
+        m = self.mask
+        vt = L.VectorType(_I64, self.lanes)
+        return L.Constant(vt, [1] * self.lanes) if m is None else self.bd.zext(m, vt)
+
+    def op_ad_tape_push(self, op):
+        bd = self.bd
+        t, v = (self.vals[x] for x in op.operands)
+        size = bd.load(t.size)
+        need = bd.add(size, L.Constant(_I64, 8 * self.lanes))
+        grow, cont = self.new_block("tape_grow"), self.new_block("tape_push")
+        bd.cbranch(bd.icmp_unsigned(">", need, bd.load(t.cap)), grow, cont)
+        bd.position_at_end(grow)
+        self.reserve(t, need)
+        bd.branch(cont)
+        bd.position_at_end(cont)
+        sizes = bd.load(t.sizes)
+        if v.type.element == L.IntType(1):
+            v = bd.zext(v, L.VectorType(L.IntType(8), self.lanes))
+        fn = self.declare(f"llvm.masked.scatter.{mangle(v.type)}.v{self.lanes}p0",
+                          L.VoidType(), [v.type, L.VectorType(PTR, self.lanes),
+                                         self.mask_type()])
+        bd.call(fn, [v, self.slots(t, sizes), self.mask or self.all_lanes()])
+        bd.store(bd.add(sizes, self.step()), t.sizes)
+        bd.store(need, t.size)
+        return []
+
+    def op_ad_tape_pop(self, op):
+        bd = self.bd
+        t = self.vals[op.operands[0]]
+        rt = llvm_type(op.results[0].type)
+        mt = L.VectorType(L.IntType(8), self.lanes) if rt.element == L.IntType(1) else rt
+        sizes = bd.sub(bd.load(t.sizes), self.step())
+        bd.store(sizes, t.sizes)
+        fn = self.declare(f"llvm.masked.gather.{mangle(mt)}.v{self.lanes}p0", mt,
+                          [L.VectorType(PTR, self.lanes), self.mask_type(), mt])
+        v = bd.call(fn, [self.slots(t, sizes), self.mask or self.all_lanes(), self.zero(mt)])
+        return [bd.trunc(v, rt) if mt is not rt else v]
+
+    def op_ad_tape_free(self, op):
+        t = self.vals[op.operands[0]]
+        self.free_tape(t)
+        self.bd.store(L.Constant(_I64, 0), t.size)
+        self.bd.store(self.zero(t.sizes.type.pointee), t.sizes)
+        return []
+
+
+for _name in _LANEWISE:
+    setattr(LaneEmitter, "op_" + _name.replace(".", "_"), lambda self, op: self.lanewise(op))
+
+
+def _build_vector_powi(lm, name, vt):
+    """<W x double> powi(<W x double> x, i64 n): the scalar square-and-multiply (llvm.py's
+    _build_powi, compiler-rt's __powidf2) on every lane at once; same results lane by lane."""
+    fn = L.Function(lm, L.FunctionType(vt, [vt, _I64]), name=name)
+    fn.linkage = "internal"
+    fn.attributes.add("alwaysinline")
+    x, n = fn.args
+    entry, loop, done = (fn.append_basic_block(s) for s in ("entry", "loop", "done"))
+    bd = L.IRBuilder(entry)
+    neg = bd.icmp_signed("<", n, L.Constant(_I64, 0))
+    mag = bd.select(neg, bd.sub(L.Constant(_I64, 0), n), n)
+    bd.branch(loop)
+    bd.position_at_end(loop)
+    r, b, a = bd.phi(vt), bd.phi(_I64), bd.phi(vt)
+    odd = bd.trunc(b, L.IntType(1))
+    r2 = bd.select(odd, bd.fmul(r, a), r)
+    b2 = bd.lshr(b, L.Constant(_I64, 1))
+    a2 = bd.fmul(a, a)
+    bd.cbranch(bd.icmp_unsigned("==", b2, L.Constant(_I64, 0)), done, loop)
+    r.add_incoming(L.Constant(vt, [1.0] * vt.count), entry)
+    r.add_incoming(r2, loop)
+    b.add_incoming(mag, entry)
+    b.add_incoming(b2, loop)
+    a.add_incoming(x, entry)
+    a.add_incoming(a2, loop)
+    bd.position_at_end(done)
+    bd.ret(bd.select(neg, bd.fdiv(L.Constant(vt, [1.0] * vt.count), r2), r2))
+    return fn
+
+
+def emit_spmd_map(lm, func, lanes_func):
+    """`i32 @<func>.simd(...)` (kernel.py's map ABI) running `lanes_func`, the SPMD form of
+    `func`, W elements at a time; emits the scalar map of `func` too (tails, failures)."""
+    scalar = emit_map(lm, func)
+    native = lm.globals[lanes_func.name]
+    uniform = lanes_func.attrs["spmd"]["uniform"]
+    w = lanes_func.attrs["spmd"]["lanes"]
+    fn = L.Function(lm, scalar.function_type, name=simd_name(func.name))
+    start, end, ins, in_strides, outs, out_strides, failed = fn.args
+    entry, head, body, ok, redo, redo_ok, tail, whole, give_up = (
+        fn.append_basic_block(s) for s in ("entry", "head", "body", "ok", "redo", "redo.ok",
+                                           "tail", "whole", "give_up"))
+    bd = L.IRBuilder(entry)
+
+    def typed_base(table, idx, t):
+        p = bd.load(bd.gep(table, [L.Constant(_I64, idx)]))
+        return bd.bitcast(p, _memory_type(t).as_pointer())
+
+    def entry_ok(step, want):
+        return bd.icmp_signed("==", step, L.Constant(_I64, want))
+
+    in_bases = [typed_base(ins, j, a.type) for j, a in enumerate(func.args)]
+    out_bases = [typed_base(outs, j, t) for j, t in enumerate(func.result_types)]
+    fits = L.Constant(L.IntType(1), 1)
+    uniform_vals = {}
+    for j, (a, base) in enumerate(zip(func.args, in_bases)):
+        step = bd.load(bd.gep(in_strides, [L.Constant(_I64, j)]))
+        fits = bd.and_(fits, entry_ok(step, 0 if uniform[j] else 1))
+        if uniform[j]:
+            uniform_vals[j] = base
+    for j in range(len(func.result_types)):
+        step = bd.load(bd.gep(out_strides, [L.Constant(_I64, j)]))
+        fits = bd.and_(fits, entry_ok(step, 1))
+    slots = [bd.alloca(llvm_type(t)) for t in lanes_func.result_types]
+    bd.cbranch(fits, head, whole)
+
+    bd.position_at_end(whole)  # strides this form was not made for
+    bd.ret(bd.call(scalar, fn.args))
+
+    bd.position_at_end(head)
+    i = bd.phi(_I64, name="i")
+    i.add_incoming(start, entry)
+    nxt = bd.add(i, L.Constant(_I64, w))
+    bd.cbranch(bd.icmp_signed("<=", nxt, end), body, tail)
+
+    bd.position_at_end(body)
+    args = []
+    for j, (a, base) in enumerate(zip(func.args, in_bases)):
+        if j in uniform_vals:
+            v = bd.load(base)
+            args.append(bd.trunc(v, L.IntType(1)) if a.type is I1 else v)
+            continue
+        mt = L.VectorType(_memory_type(a.type), w)
+        v = bd.load(bd.bitcast(bd.gep(base, [i]), mt.as_pointer()), align=_align(a.type))
+        args.append(bd.trunc(v, L.VectorType(L.IntType(1), w)) if a.type is I1 else v)
+    status = bd.call(native, args + slots)
+    bd.cbranch(bd.icmp_signed("!=", status, L.Constant(I32, 0)), redo, ok)
+
+    bd.position_at_end(ok)
+    for t, base, slot in zip(func.result_types, out_bases, slots):
+        v = bd.load(slot)
+        if t is I1:
+            v = bd.zext(v, L.VectorType(L.IntType(8), w))
+        bd.store(v, bd.bitcast(bd.gep(base, [i]), v.type.as_pointer()), align=_align(t))
+    bd.branch(head)
+    i.add_incoming(nxt, ok)
+
+    bd.position_at_end(redo)  # some lane failed: the scalar loop finds which, and why
+    got = bd.call(scalar, [i, nxt, ins, in_strides, outs, out_strides, failed])
+    bd.cbranch(bd.icmp_signed("!=", got, L.Constant(I32, 0)), give_up, redo_ok)
+    bd.position_at_end(give_up)
+    bd.ret(got)
+    bd.position_at_end(redo_ok)
+    bd.branch(head)
+    i.add_incoming(nxt, redo_ok)
+
+    bd.position_at_end(tail)
+    bd.ret(bd.call(scalar, [i, end, ins, in_strides, outs, out_strides, failed]))
+    return fn
+
+
+def _align(t):
+    return 1 if t is I1 else t.width // 8
+
