@@ -1,0 +1,305 @@
+"""SIMD lanes (passes/spmd.py, codegen/spmd.py): lldiff.vectorize in SPMD form gives what the
+scalar loop gives, for the whole corpus (primal, forward and reverse mode), with lanes that
+leave loops at very different iterations, take different branches, hold NaN and infinities,
+or fail; and the SPMD form is what ran.
+
+The oracle is the scalar map (`simd=False`), itself checked against scalar calls and
+independent oracles elsewhere (test_vectorize.py, test_corpus.py, test_grad.py, ...).
+Results must be equal bit for bit: every lane runs the scalar code's operations in the same
+order and libm is called lane by lane, so there is nothing to round differently.
+"""
+
+import math
+import os
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import lldiff
+from lldiff.ir import F64, I64, print_func
+from lldiff.passes.spmd import NotSpmd, spmd_func, varying_values
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import corpus  # noqa: E402
+
+FUNCS = {name: obj for name, obj in vars(corpus).items()
+         if isinstance(obj, types.FunctionType) and obj.__module__ == corpus.__name__}
+
+
+def lanes():
+    from lldiff.runtime import get_engine
+    return get_engine().simd_lanes()
+
+
+def bits(a):
+    """Array `a` as comparable bit patterns (floats by their bits: -0.0 != 0.0)."""
+    a = np.asarray(a)
+    return a.view(np.int64) if a.dtype == np.float64 else a
+
+
+def same(a, b):
+    if isinstance(a, tuple) or isinstance(b, tuple):
+        return isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b) and \
+            all(same(x, y) for x, y in zip(a, b))
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(bits(a), bits(b))
+
+
+def outcome(vf, args):
+    try:
+        with np.errstate(all="ignore"):
+            return vf(*args), None
+    except Exception as e:  # noqa: BLE001 - an exception is an outcome to compare
+        return None, e
+
+
+def ran_spmd(d):
+    """Whether a SIMD kernel of dispatcher `d` ran the SPMD form (not the scalar fallback)."""
+    return any(k[0] == "simd" and hasattr(v[0], "_lldiff_spmd") for k, v in d._maps.items())
+
+
+# --- the corpus -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def jitted():
+    ns = dict(vars(corpus))
+    for name, fn in FUNCS.items():
+        clone = types.FunctionType(fn.__code__, ns, fn.__name__, fn.__defaults__, fn.__closure__)
+        ns[name] = lldiff.jit(clone)
+    return ns
+
+
+def _signature(args):
+    return tuple(float if isinstance(a, float) else bool if isinstance(a, bool) else int
+                 for a in args)
+
+
+def _cases():
+    out = []
+    for case in corpus.CASES:
+        groups = {}
+        for args in case.inputs:
+            groups.setdefault(_signature(args), []).append(args)
+        for sig, inputs in groups.items():
+            out.append(pytest.param(case.fn.__name__, inputs,
+                                    id=f"{case.fn.__name__}-{''.join(t.__name__[0] for t in sig)}"))
+    return out
+
+
+def _lanes_of(inputs, n):
+    """n argument tuples cycling through `inputs` with a stride that mixes them across the
+    SIMD lanes of every block (different trip counts and branches side by side)."""
+    k = len(inputs)
+    step = next(s for s in (3, 5, 7, 11, 1) if math.gcd(s, k) == 1)
+    return [inputs[(i * step) % k] for i in range(n)]
+
+
+def _columns(rows):
+    return [np.array([r[j] for r in rows]) for j in range(len(rows[0]))]
+
+
+STATS = {"spmd": 0, "scalar": 0}
+
+
+def _compare(make, args, what):
+    """vectorize(make()) with SIMD lanes against the scalar loop on `args`: same values bit
+    for bit, or the same exception."""
+    simd, scalar = lldiff.vectorize(make(), threads=1), lldiff.vectorize(make(), threads=1,
+                                                                         simd=False)
+    (a, ea), (b, eb) = outcome(simd, args), outcome(scalar, args)
+    if eb is not None:
+        assert type(ea) is type(eb) and str(ea) == str(eb), f"{what}: {ea!r} vs {eb!r}"
+        return
+    assert ea is None, f"{what}: SIMD raised {ea!r}, the scalar loop returned"
+    assert same(a, b), f"{what}: SIMD {a} vs scalar {b}"
+
+
+@pytest.mark.parametrize("name,inputs", _cases())
+def test_corpus_in_lanes_equals_the_scalar_loop(name, inputs, jitted):
+    d = jitted[name]
+    w = lanes()
+    n = 3 * w + 3  # three blocks of lanes and a scalar tail
+    ok = []
+    for args in inputs:  # inputs one at a time: which raise (tested mixed in below)
+        try:
+            with np.errstate(all="ignore"):
+                lldiff.vectorize(d, simd=False)(*args)
+            ok.append(args)
+        except (ArithmeticError, ValueError):
+            pass
+        except TypeError:
+            pytest.skip(f"{name} is not mapped by lldiff.vectorize (arrays or no result)")
+    if ok:
+        cols = _columns(_lanes_of(ok, n))
+        _compare(lambda: d, cols, f"{name} all lanes varying")
+        # the first argument the same in every lane: it stays a scalar in the SPMD form
+        _compare(lambda: d, [ok[0][0]] + cols[1:], f"{name} first argument uniform")
+        floats = [j for j, a in enumerate(ok[0]) if isinstance(a, float)]
+        if floats:
+            for kind, make in (("grad", lambda: lldiff.grad(d, argnums=tuple(floats))),
+                               ("jacfwd", lambda: lldiff.jacfwd(d, argnums=tuple(floats)))):
+                try:
+                    make()(*ok[0])
+                except (TypeError, ArithmeticError, ValueError, lldiff.CompileError):
+                    continue  # no derivative of this function here (int result, ...)
+                _compare(make, cols, f"{kind}({name})")
+    if len(ok) < len(inputs):  # the failing inputs among good ones: the scalar loop's error
+        rows = _lanes_of(ok or inputs, n)
+        bad = [a for a in inputs if a not in ok]
+        rows[w + 2] = bad[0]  # in the middle of the second block
+        _compare(lambda: d, _columns(rows), f"{name} failing lane")
+    STATS["spmd" if ran_spmd(d) else "scalar"] += 1
+
+
+def test_the_whole_corpus_runs_in_lanes():
+    """The corpus test above ran SPMD forms, not the scalar fallback, for every function (the
+    corpus makes no arrays: what has no SPMD form)."""
+    if sum(STATS.values()) < 50:
+        pytest.skip("run with the corpus test")
+    assert STATS["scalar"] == 0, STATS
+
+
+# --- lanes that diverge -------------------------------------------------------------------
+
+def series(x, tol):
+    """exp(x) by its series: the trip count depends on x (1 for x = 0, ~150 for x = 60)."""
+    term = 1.0
+    total = 1.0
+    k = 0
+    while abs(term) > tol * abs(total) and k < 500:
+        k += 1
+        term *= x / k
+        total += term
+    return total
+
+
+def branches(x, n):
+    if x > 1.0:
+        y = math.sin(x) * n
+    elif x < -1.0:
+        y = math.log(-x) + n // 3
+    else:
+        y = x * x
+        for i in range(n):
+            y = y * 0.5 + math.cos(i * x)
+    return y
+
+
+def test_while_loops_whose_lanes_leave_at_very_different_iterations():
+    f = lldiff.jit(series)
+    x = np.concatenate([[0.0, 60.0, 1e-300, -30.0], np.linspace(-50, 50, 101),
+                        [math.nan, math.inf, -math.inf, 5e-324]])
+    for make in (lambda: f, lambda: lldiff.grad(f, argnums=0),
+                 lambda: lldiff.value_and_grad(f, argnums=0),
+                 lambda: lldiff.jacfwd(f, argnums=0)):
+        _compare(make, [x, 1e-16], "series")
+    assert ran_spmd(f)
+    x = np.linspace(-1, 50, 103)  # (no cancellation in the series)
+    g = lldiff.vectorize(lldiff.grad(f, argnums=0))(x, 1e-16)
+    assert np.allclose(g, np.exp(x), rtol=1e-13, atol=0)  # d/dx exp = exp
+
+
+def test_branches_per_lane_with_loops_inside_them():
+    f = lldiff.jit(branches)
+    x = np.linspace(-3, 3, 61)
+    n = np.arange(61) % 7
+    _compare(lambda: f, [x, n], "branches")
+    _compare(lambda: f, [x, 4], "branches, n uniform")
+    _compare(lambda: lldiff.grad(f, argnums=0), [x, n], "grad(branches)")
+    _compare(lambda: lldiff.jacfwd(f, argnums=0), [x, n], "jacfwd(branches)")
+    _compare(lambda: f, [np.array([math.nan, math.inf, -math.inf] * 6), n[:18]], "nan/inf")
+    assert ran_spmd(f)
+
+
+def divides(x, n):
+    if x > 0:
+        return x / n
+    return x + 1
+
+
+def test_a_lane_failing_raises_the_scalar_loops_error_for_the_first_failing_element():
+    f = lldiff.jit(divides)
+    x = np.linspace(-1, 1, 40)  # n = 0 only where x <= 0: those lanes never divide
+    _compare(lambda: f, [x, np.where(x > 0, 2, 0)], "inactive lanes")
+    n = np.full(40, 3)
+    n[[22, 30]] = 0
+    with pytest.raises(ZeroDivisionError, match="division by zero"):
+        lldiff.vectorize(f)(x, n)
+    out = np.zeros(40)
+    with pytest.raises(ZeroDivisionError):
+        lldiff.vectorize(f)(x, n, out=out)
+    expect = np.zeros(40)
+    with pytest.raises(ZeroDivisionError):
+        lldiff.vectorize(f, simd=False)(x, n, out=expect)
+    assert same(out[:22], expect[:22])  # what precedes the failing element is written
+
+
+def int_ops(a, b):
+    if b != 0:
+        return a // b + a % b + math.factorial(b % 5) + a ** (b % 3)
+    return -1
+
+
+def test_integer_division_and_tables_in_masked_lanes():
+    f = lldiff.jit(int_ops)
+    a = np.arange(-40, 40)
+    b = (np.arange(80) % 9) - 4  # zero divisors in lanes the branch masks off
+    _compare(lambda: f, [a, b], "int ops")
+    assert ran_spmd(f)
+
+
+# --- the SPMD form itself -----------------------------------------------------------------
+
+def bessel(v, z):
+    k = 0
+    s = (z / 2) ** v / math.factorial(v)
+    out = s
+    while abs(s) > 2.220446049250313e-16:
+        k += 1
+        s *= -1 / k / (k + v) * (z / 2) ** 2
+        out += s
+    return out
+
+
+def test_uniform_values_stay_scalar():
+    """v (broadcast) and the series counter k (the same in every active lane) stay scalars;
+    z and everything computed from it become vectors; the reverse sweep's trip count differs
+    per lane."""
+    f = lldiff.jit(bessel)
+    spec = f._derived_ir((I64, F64), "grad", (False, True), seeded=(True,))
+    lf = spmd_func(spec.module, spec.symbol, (True, False), 8)
+    text = print_func(lf)
+    assert f"@{spec.symbol}.spmd8(%v: i64, %z: vector<8xf64>)" in text
+    assert "-> (vector<8xf64>, vector<8xf64>)" in text
+    assert "scf.while (%k = %" in text and ") : (i64, vector<8xf64>, vector<8xf64>, i64)" in text
+    assert "(vector<8xi64>, vector<8xf64>, vector<8xf64>, vector<8xi64>)" in text  # results
+    assert '"ad.tape.push"(%tape0, %s_1) {tape = 0 : i64} : (!ad.tape, vector<8xf64>)' in text
+    assert '"lldiff.factorial"(%v) : (i64) -> i64' in text
+    func = spec.module[spec.symbol]
+    assert varying_values(func, [False, False]) == set()
+
+
+def makes_array(n, x):
+    a = np.zeros(n)
+    a[0] = x
+    return a[0] * 2.0
+
+
+def test_what_has_no_spmd_form_runs_the_scalar_loop():
+    f = lldiff.jit(makes_array)
+    spec = f._map_spec((I64, F64))
+    with pytest.raises(NotSpmd, match="arrays"):
+        spmd_func(spec.module, spec.symbol, (True, False), 8)
+    y = lldiff.vectorize(f)(3, np.linspace(0, 1, 50))
+    assert same(y, 2 * np.linspace(0, 1, 50)) and not ran_spmd(f)
+
+
+def test_threads_and_tails():
+    f = lldiff.jit(series)
+    for n in (1, 7, 8, 9, 17, 5000, 20001):
+        x = np.linspace(-20, 20, n)
+        a = lldiff.vectorize(f, threads=3)(x, 1e-15)
+        b = lldiff.vectorize(f, threads=1, simd=False)(x, 1e-15)
+        assert same(a, b), n
