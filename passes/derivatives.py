@@ -51,7 +51,7 @@ STRUCTURAL = frozenset({"scf.if", "scf.for", "scf.while", "scf.yield", "scf.cond
                         "ad.push", "ad.pop", "ad.tape", "ad.tape.push", "ad.tape.pop",
                         "ad.tape.free", "ad.count",
                         # the SPMD form (passes/spmd.py) is made from derived functions
-                        "vector.broadcast"})
+                        "vector.broadcast", "lldiff.max_lanes"})
 
 INACTIVE = frozenset({
     "arith.constant", "arith.addi", "arith.subi", "arith.muli", "arith.floordivsi",

@@ -64,7 +64,9 @@ def spmd_func(module, name, uniform, lanes):
     uniform = tuple(bool(u) for u in uniform)
     if len(uniform) != len(func.args):
         raise ValueError(f"uniform has {len(uniform)} flags for {len(func.args)} arguments")
-    varying = varying_values(func, [not u for u in uniform])
+    varying_args = [not u for u in uniform]
+    _align_reverse_loops(func, varying_values(func, varying_args))
+    varying = varying_values(func, varying_args)  # (aligned reverse indices are uniform)
     return _Builder(func, varying, lanes).build(spmd_name(name, lanes), uniform)
 
 
@@ -79,6 +81,109 @@ def _check(func):
             raise NotSpmd(f"{func.name} {why} ({op.name})")
         if any(r.type.is_memref for r in op.results):
             raise NotSpmd(f"{func.name} uses arrays ({op.name})")
+
+
+# --- reverse sweeps aligned at their end ------------------------------------------------
+
+def _align_reverse_loops(func, varying):
+    """Run reverse sweeps with per-lane trip counts aligned at their *end*; True if any was.
+
+    A reverse sweep is `scf.for %j = 0 to %n step 1` with `%t = (%n - c) - %j`, the index of
+    the forward iteration it undoes (passes/vjp.py). With %n differing per lane, lanes
+    running from j = 0 together would be at different t, so everything recomputed from t
+    would be a vector. Starting lane l late, at j = N - n_l (N the largest n of the active
+    lanes), makes every active lane undo iteration t = (N - c) - j at the same time: t and
+    what depends only on it and uniform values stay scalar, as the forward loop's counter
+    does. Each lane still runs its own iterations in its own order. Rewritten (scalar IR,
+    where max_lanes(n) = n and so shift = 0):
+
+        %N = lldiff.max_lanes(%n);  %shift = %N - %n
+        scf.for %jj = 0 to %N step 1 iter_args(%a = ...) {
+          %on = %jj - %shift >= 0
+          %r = scf.if %on { body with %j = %jj - %shift and %t = (%N - c) - %jj } else { %a }
+          scf.yield %r
+        }
+    """
+    from .rewrite import substitute
+    replaced = {}
+    loops = [op for op in func.walk() if op.name == "scf.for"]
+    for op in reversed(loops):  # inner loops first: an outer one then copies them aligned
+        new_ops = _aligned(op, varying)
+        if new_ops is None:
+            continue
+        block = op.parent
+        k = block.ops.index(op)
+        block.ops[k:k + 1] = new_ops
+        for o in new_ops:
+            o.parent = block
+        replaced.update(zip(op.results, new_ops[-1].results))
+    substitute(func, replaced)
+    return bool(replaced)
+
+
+def _const(v, value):
+    return getattr(v, "op", None) is not None and v.op.name == "arith.constant" and \
+        v.op.attrs["value"] == value
+
+
+def _aligned(op, varying):
+    """The ops replacing reverse sweep `op` aligned at its end, or None when it is not one."""
+    from lldiff.ir import I64
+
+    from .rewrite import clone_op
+    lb, ub, step, *inits = op.operands
+    body = op.regions[0].block
+    iv = body.args[0]
+    if not (ub in varying and _const(lb, 0) and _const(step, 1)):
+        return None
+    reverse = {}  # %t ops -> c
+    for inner in body.ops:
+        if inner.name == "arith.subi" and inner.operands[1] is iv:
+            a = inner.operands[0]
+            if getattr(a, "op", None) is not None and a.op.name == "arith.subi" and \
+                    a.op.operands[0] is ub and a.op.operands[1] not in varying:
+                reverse[inner] = a.op.operands[1]
+    if not reverse:
+        return None
+    pre = []
+
+    def emit(name, operands, attrs=None, into=pre):
+        o = Op(name, operands, [I64], attrs or {}, loc=op.loc)
+        into.append(o)
+        return o.result
+
+    n_max = emit("lldiff.max_lanes", [ub])
+    shift = emit("arith.subi", [n_max, ub])
+    ends = {c: emit("arith.subi", [n_max, c]) for c in set(reverse.values())}
+    carried_types = [a.type for a in body.args[1:]]
+    new_body = Block([I64] + carried_types, [iv.hint] + [a.hint for a in body.args[1:]])
+    jj, carried = new_body.args[0], new_body.args[1:]
+    head = []
+    own = emit("arith.subi", [jj, shift], into=head)
+    zero = Op("arith.constant", [], [I64], {"value": 0, "type": I64})
+    head.insert(0, zero)
+    on = Op("arith.cmpi", [own, zero.result], [I1], {"pred": "sge"}, loc=op.loc)
+    head.append(on)
+    vmap = {iv: own}
+    vmap.update(zip(body.args[1:], carried))
+    then_b = Block()
+    for inner in body.ops:
+        if inner in reverse:
+            vmap[inner.result] = emit("arith.subi", [ends[reverse[inner]], jj], into=head)
+            continue
+        then_b.append(clone_op(inner, vmap))
+    else_b = Block()
+    else_b.append(Op("scf.yield", list(carried), []))
+    branch = Op("scf.if", [on.result], carried_types, {}, [Region([then_b]), Region([else_b])],
+                loc=op.loc)
+    for o in head + [branch]:
+        new_body.append(o)
+    new_body.append(Op("scf.yield", list(branch.results), []))
+    new = Op("scf.for", [lb, n_max, step] + list(inits), [r.type for r in op.results],
+             dict(op.attrs), [Region([new_body])], loc=op.loc)
+    for r, nr in zip(op.results, new.results):
+        nr.hint = r.hint
+    return pre + [new]
 
 
 # --- uniformity ---------------------------------------------------------------------------
@@ -141,6 +246,8 @@ def _visit(block, varying):
                     varying.add(r)
         elif n == "ad.tape.pop":
             varying.update(op.results)  # each lane's own stack
+        elif n == "lldiff.max_lanes":
+            pass  # the same in every lane
         elif any(v in varying for v in op.operands):
             varying.update(op.results)
 
@@ -223,7 +330,7 @@ class _Builder:
             operands = [self.vec(v, dst) for v in op.operands]
         elif n == "ad.tape.push":
             operands = [self.same(op.operands[0]), self.vec(op.operands[1], dst)]
-        elif n == "ad.tape.pop":
+        elif n in ("ad.tape.pop", "lldiff.max_lanes"):
             operands = [self.same(op.operands[0])]
         elif op.results and any(r in self.varying for r in op.results) and \
                 n not in ("scf.condition", "scf.yield"):

@@ -6,6 +6,7 @@ aborts LLVM), and links it into the process JIT; a `Library` keeps the JIT'd cod
 Must not know about lldiff's IR or passes.
 """
 
+import os
 import threading
 import time
 
@@ -53,6 +54,9 @@ class Engine:
     def simd_lanes(self):
         """f64 lanes in one vector register of this CPU: 8 with AVX-512, 4 with AVX, else
         2 (SSE2 / NEON); the width of the SPMD form lldiff.vectorize runs."""
+        forced = os.environ.get("LLDIFF_SIMD_LANES")
+        if forced:
+            return int(forced)
         feats = set(f[1:] for f in self.features.split(",") if f.startswith("+"))
         return 8 if "avx512f" in feats else 4 if "avx" in feats else 2
 

@@ -368,6 +368,7 @@ LOWER = {
     "math.isnan": _isnan, "math.isinf": _isinf, "math.isfinite": _isfinite,
     "math.fpowi": _fpowi, "math.ipowi": _ipowi, "lldiff.factorial": _factorial,
     "vector.broadcast": lambda fe, op, a: [splat(fe.bd, a[0], op.results[0].type.lanes)],
+    "lldiff.max_lanes": lambda fe, op, a: [a[0]],  # one lane (codegen/spmd.py: several)
 }
 # Handled by _FuncEmitter itself: control flow, calls, returns, raise_if, array allocation and
 # tapes (ad.push and ad.pop must have been materialized by passes/tape.py before codegen).

@@ -120,6 +120,16 @@ class LaneEmitter(_FuncEmitter):
                              lambda lm, name: _build_vector_powi(lm, name, x.type))
         return [self.bd.call(fn, [x, n])]
 
+    def op_lldiff_max_lanes(self, op):
+        n = self.vals[op.operands[0]]
+        if not isinstance(n.type, L.VectorType):
+            return [n]
+        if self.mask is not None:
+            low = L.Constant(n.type, [-(1 << 63)] * self.lanes)
+            n = self.bd.select(self.mask, n, low)
+        fn = self.ctx.intrinsic("llvm.vector.reduce.smax", [n.type], n.type.element)
+        return [self.bd.call(fn, [n])]
+
     def _float_class(self, op, pred):
         (x,) = (self.vals[v] for v in op.operands)
         if not isinstance(x.type, L.VectorType):

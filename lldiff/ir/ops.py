@@ -409,6 +409,10 @@ def _broadcast_rule(types, attrs):
 
 
 opdef("vector.broadcast", "cast", _broadcast_rule)
+# `lldiff.max_lanes(%n)`: the largest value of i64 %n over the active SIMD lanes, the same in
+# every lane; in scalar code (one lane) it is %n. passes/spmd.py uses it to align loops whose
+# trip count differs per lane at their end.
+opdef("lldiff.max_lanes", "generic", _fixed([I64], I64), lambda at, n: n)
 
 # Structured control flow and functions: type rules are checked by the verifier directly.
 for _name in ("scf.if", "scf.for", "scf.while", "scf.yield", "scf.condition", "func.return",
