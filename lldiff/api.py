@@ -33,7 +33,9 @@ def jit(fn=None, *, opt=None, verify=None, boundscheck=None, cache=False, fastma
     off, they are undefined behaviour, as in numba).
     fastmath: let LLVM reassociate and contract float arithmetic (sums vectorize into partial
     sums; results may differ from Python's order in the last bits; NaN and infinities keep
-    their meaning), in the function and the functions it calls, and in its derivatives.
+    their meaning), in the function and the functions it calls, and in its derivatives; and
+    let `lldiff.vectorize` call glibc's vector math library (libmvec) in SIMD lanes, within
+    4 ulp of the C library's sin, exp, ... (without fastmath: libm lane by lane, exact).
     cache: keep the machine code on disk ($LLDIFF_CACHE_DIR, else ~/.cache/lldiff) and load
     it in later processes instead of compiling (lldiff/caching.py says what the key covers).
     """
@@ -345,9 +347,11 @@ class Dispatcher:
             return self._map_kernel(types, mask, seeded, width)
         timings = {"pass:spmd": time.perf_counter() - t0}
         module = Module(list(spec.module) + [lane_func])
+        vector_math = get_engine().vector_math() if self.fastmath else None
         text, errors = codegen.emit_spmd_map_module(module, spec.symbol, lane_func.name,
                                                     fastmath=self.fastmath,
-                                                    name=spec.symbol + ".simd")
+                                                    name=spec.symbol + ".simd",
+                                                    vector_math=vector_math)
         sym = codegen.simd_name(spec.symbol)
         variant = ("simd", lanes, uniform) + spec.variant
         lib, addresses = self._machine_code(types, variant, text, [sym], {}, timings)

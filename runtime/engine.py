@@ -8,6 +8,13 @@ Must not know about lldiff's IR or passes.
 
 import os
 import threading
+
+# libm functions of f64 whose libmvec variants the SPMD form may call (fastmath=True), and
+# those of them taking two arguments.
+_VECTOR_MATH = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh",
+                "acosh", "atanh", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p",
+                "cbrt", "erf", "erfc", "pow", "atan2", "hypot")
+_BINARY = ("pow", "atan2", "hypot")
 import time
 
 __all__ = ["Engine", "engine", "Library"]
@@ -50,15 +57,42 @@ class Engine:
         self.lljit = llvm.create_lljit_compiler(self.tm)
         self.counter = 0
         self.tm_pic = None  # for object files (emit_object), made on first use
+        self._mvec = False  # vector_math(), looked up on first use
 
     def simd_lanes(self):
         """f64 lanes in one vector register of this CPU: 8 with AVX-512, 4 with AVX, else
         2 (SSE2 / NEON); the width of the SPMD form lldiff.vectorize runs."""
         forced = os.environ.get("LLDIFF_SIMD_LANES")
-        if forced:
-            return int(forced)
+        return int(forced) if forced else self._native_lanes()
+
+    def _native_lanes(self):
         feats = set(f[1:] for f in self.features.split(",") if f.startswith("+"))
-        return 8 if "avx512f" in feats else 4 if "avx" in feats else 2
+        return 8 if "avx512f" in feats else 4 if "avx2" in feats else 2
+
+    def vector_math(self):
+        """(lanes, ISA letter, names) of glibc's vector math library (libmvec) for this
+        CPU: `_ZGV<letter>N<lanes>v_<name>` are the functions of `names` it has (`vv` for
+        two arguments); None without libmvec. Loads it into the process (RTLD_GLOBAL) so
+        compiled code and the object loader resolve its symbols."""
+        if self._mvec is False:
+            import ctypes
+            import ctypes.util
+            got = None
+            path = ctypes.util.find_library("mvec")
+            if path is not None:
+                try:
+                    lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+                except OSError:
+                    lib = None
+                lanes = self.simd_lanes() if os.environ.get("LLDIFF_SIMD_LANES") is None \
+                    else self._native_lanes()
+                letter = {8: "e", 4: "d", 2: "b"}[lanes]
+                if lib is not None:
+                    names = frozenset(n for n in _VECTOR_MATH if hasattr(
+                        lib, f"_ZGV{letter}N{lanes}{'vv' if n in _BINARY else 'v'}_{n}"))
+                    got = (lanes, letter, names) if names else None
+            self._mvec = got
+        return self._mvec
 
     def parse(self, text):
         mod = self.llvm.parse_assembly(text)

@@ -26,10 +26,11 @@ def emit_map_module(module, symbol, name="lldiff", fastmath=False):
     return str(lm), list(errors.entries)
 
 
-def emit_spmd_map_module(module, symbol, lanes_symbol, name="lldiff", fastmath=False):
+def emit_spmd_map_module(module, symbol, lanes_symbol, name="lldiff", fastmath=False,
+                         vector_math=None):
     """LLVM IR text for `module` with the SIMD map kernel (spmd.py: `simd_name(symbol)`) of
     function `symbol`, running its SPMD form `lanes_symbol` (also in `module`), and the error
-    table."""
-    lm, errors = emit_module(module, {symbol}, name, fastmath)
+    table. `vector_math`: libmvec functions the SPMD form calls (see spmd.py), or None."""
+    lm, errors = emit_module(module, {symbol}, name, fastmath, vector_math=vector_math)
     emit_spmd_map(lm, module[symbol], module[lanes_symbol])
     return str(lm), list(errors.entries)

@@ -111,18 +111,21 @@ class ErrorTable:
         return self.entries.index(key) + 1
 
 
-def emit_module(module, exported, name="lldiff", fastmath=False, target="cpu"):
+def emit_module(module, exported, name="lldiff", fastmath=False, target="cpu",
+                vector_math=None):
     """Return (llvmlite.ir.Module, ErrorTable); `exported` functions get external linkage.
     `target` "nvptx": math calls go to libdevice (`__nv_sin`, ...: NVPTX cannot select
     llvm.sin and friends), sin/cos are not paired, and tapes never leave their inline
     buffer (a tape that outgrows it is a MemoryError: no heap in a GPU thread). `target`
     "gpu-emulated": the same GPU-thread semantics with host math (libm), for running a GPU
-    kernel's logic on the CPU (tests without a GPU)."""
+    kernel's logic on the CPU (tests without a GPU). `vector_math`: (lanes, ISA letter,
+    names) of libmvec functions the SPMD form may call (codegen/spmd.py), or None."""
     lm = L.Module(name=name)
     errors = ErrorTable()
     ctx = _ModuleCtx(lm, errors)
     ctx.fastmath = fastmath
     ctx.target = target
+    ctx.vector_math = vector_math
     for f in module:
         ctx.declare(f, exported=f.name in exported)
     for f in module:

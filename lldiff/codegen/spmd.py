@@ -42,6 +42,15 @@ _LANEWISE = {"math.tan", "math.asin", "math.acos", "math.atan", "math.atan2", "m
              "math.log1p", "math.cbrt", "math.erf", "math.erfc", "lldiff.hypot",
              "lldiff.lgamma", "lldiff.tgamma", "math.ipowi", "lldiff.factorial",
              "arith.floordivsi", "arith.remsi"}
+# Ops with a libmvec function (the libm name); with fastmath=True the SPMD form calls it.
+_VECTOR_MATH = {
+    "math.sin": "sin", "math.cos": "cos", "math.tan": "tan", "math.asin": "asin",
+    "math.acos": "acos", "math.atan": "atan", "math.sinh": "sinh", "math.cosh": "cosh",
+    "math.tanh": "tanh", "math.asinh": "asinh", "math.acosh": "acosh", "math.atanh": "atanh",
+    "math.exp": "exp", "math.exp2": "exp2", "math.expm1": "expm1", "math.log": "log",
+    "math.log2": "log2", "math.log10": "log10", "math.log1p": "log1p", "math.cbrt": "cbrt",
+    "math.erf": "erf", "math.erfc": "erfc", "math.powf": "pow", "math.atan2": "atan2",
+    "lldiff.hypot": "hypot"}
 # ... of which these read their last operand as a divisor / their first as a table index:
 _DIVISORS = {"arith.floordivsi", "arith.remsi"}
 
@@ -109,6 +118,40 @@ class LaneEmitter(_FuncEmitter):
             (r,) = LOWER[op.name](self, op, scalars)
             out = bd.insert_element(out, r, lane)
         return [out]
+
+    def vector_math(self, op, lanewise):
+        """`op` on f64 lanes by glibc's vector math library when the function allows it
+        (fastmath=True and libmvec has the function: `_ZGVeN8v_sin` and kin, up to 4 ulp
+        from libm, glibc's documented bound), else as the scalar code computes it."""
+        a = [self.vals[v] for v in op.operands]
+        vm = self.ctx.vector_math
+        name = _VECTOR_MATH[op.name]
+        if not (self.ctx.fastmath and vm is not None and name in vm[2] and
+                any(isinstance(x.type, L.VectorType) for x in a) and
+                a[0].type.element == L.DoubleType() and self.lanes % vm[0] == 0):
+            return self.lanewise(op) if lanewise else LOWER[op.name](self, op, a)
+        lanes, letter = vm[0], vm[1]
+        a = [self.lanes_of(x) for x in a]
+        vt = L.VectorType(L.DoubleType(), lanes)
+        fn = self.declare(f"_ZGV{letter}N{lanes}{'v' * len(a)}_{name}", vt, [vt] * len(a))
+        bd, parts = self.bd, []
+        for k in range(0, self.lanes, lanes):  # W lanes as W / lanes calls
+            idx = L.Constant(L.VectorType(I32, lanes), list(range(k, k + lanes)))
+            args = a if lanes == self.lanes else [bd.shuffle_vector(x, x, idx) for x in a]
+            parts.append(bd.call(fn, args))
+        while len(parts) > 1:  # concatenate pairwise
+            n = parts[0].type.count
+            idx = L.Constant(L.VectorType(I32, 2 * n), list(range(2 * n)))
+            parts = [bd.shuffle_vector(parts[i], parts[i + 1], idx)
+                     for i in range(0, len(parts), 2)]
+        return [parts[0]]
+
+    def sin_cos(self, op):
+        vm = self.ctx.vector_math
+        if self.ctx.fastmath and vm is not None and isinstance(
+                self.vals[op.operands[0]].type, L.VectorType):
+            return self.vector_math(op, False)  # libmvec's sin and cos, not sincos pairs
+        return super().sin_cos(op)
 
     def op_math_fpowi(self, op):
         x, n = (self.vals[v] for v in op.operands)
@@ -355,6 +398,9 @@ class LaneEmitter(_FuncEmitter):
 
 for _name in _LANEWISE:
     setattr(LaneEmitter, "op_" + _name.replace(".", "_"), lambda self, op: self.lanewise(op))
+for _name in _VECTOR_MATH:
+    setattr(LaneEmitter, "op_" + _name.replace(".", "_"),
+            lambda self, op, lanewise=_name in _LANEWISE: self.vector_math(op, lanewise))
 
 
 def _build_vector_powi(lm, name, vt):
