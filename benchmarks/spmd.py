@@ -148,7 +148,10 @@ def main(argv=None):
             y[i], (g0[i], g1[i]) = nb_tan(x0[i], theta[i], h, steps)
 
     c = lldiff.jit(chain)
-    cmaps = {}
+    cfast = lldiff.jit(chain, fastmath=True)
+    cmaps = {("reverse", "fast"): lldiff.vectorize(
+        lldiff.value_and_grad(cfast, argnums=(0, 1)), threads=1),
+        ("forward", "fast"): lldiff.vectorize(lldiff.jacfwd(cfast, argnums=(0, 1)), threads=1)}
     for simd in (True, False):
         cmaps["reverse", simd] = lldiff.vectorize(lldiff.value_and_grad(c, argnums=(0, 1)),
                                                   threads=1, simd=simd)
@@ -165,8 +168,11 @@ def main(argv=None):
     err = max(np.abs(a - b).max() / np.abs(b).max() for a, b in zip(_flat(rv), ref))
     err = max(err, max(np.abs(a - b).max() / np.abs(b).max()
                        for a, b in zip(fw, ref[1:])))
+    fast = max(np.abs(a - b).max() / np.abs(b).max() for a, b in zip(
+        _flat(cmaps["reverse", "fast"](x0, theta, h, steps)) +
+        cmaps["forward", "fast"](x0, theta, h, steps), ref + ref[1:]))
     print(f"\nchecks: SIMD lanes equal the scalar loop bit for bit: {exact}; max relative "
-          f"error vs chain_hand {err:.1e}")
+          f"error vs chain_hand {err:.1e} (fastmath, libmvec: {fast:.1e})")
     cvariants = {
         "numba, hand reverse sweep": lambda: nb_rev(x0, theta, h, steps, y, g0, g1),
         "numba, hand tangent sweep": lambda: nb_fwd(x0, theta, h, steps, y, g0, g1),
@@ -174,6 +180,8 @@ def main(argv=None):
         "lldiff reverse, scalar loop": lambda: cmaps["reverse", False](x0, theta, h, steps),
         "lldiff forward, SIMD": lambda: cmaps["forward", True](x0, theta, h, steps),
         "lldiff forward, scalar loop": lambda: cmaps["forward", False](x0, theta, h, steps),
+        "lldiff reverse, SIMD, libmvec": lambda: cmaps["reverse", "fast"](x0, theta, h, steps),
+        "lldiff forward, SIMD, libmvec": lambda: cmaps["forward", "fast"](x0, theta, h, steps),
     }
     ctimes = _interleaved(cvariants, max(3, repeats // 2))
     print(f"\nchain, K = {steps} steps, {m} parameter pairs, ns/point (min, median), / numba "
@@ -182,7 +190,11 @@ def main(argv=None):
     print("ratios to the matching hand-written sweep: reverse "
           f"{min(ctimes['lldiff reverse, SIMD']) / min(ctimes['numba, hand reverse sweep']):.2f}x,"
           f" forward "
-          f"{min(ctimes['lldiff forward, SIMD']) / min(ctimes['numba, hand tangent sweep']):.2f}x")
+          f"{min(ctimes['lldiff forward, SIMD']) / min(ctimes['numba, hand tangent sweep']):.2f}x"
+          "; with fastmath (libmvec): reverse "
+          f"{min(ctimes['lldiff reverse, SIMD, libmvec']) / min(ctimes['numba, hand reverse sweep']):.2f}x,"
+          " forward "
+          f"{min(ctimes['lldiff forward, SIMD, libmvec']) / min(ctimes['numba, hand tangent sweep']):.2f}x")
     return ratios
 
 

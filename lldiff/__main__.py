@@ -1,9 +1,10 @@
 """Command line: `python -m lldiff demo` and `python -m lldiff dump FILE.py:FUNC ...`.
 
 `dump` prints a compilation stage of a function in a file:
---stage ir|jvp|vjp|llvm|llvm-opt|asm|ptx and --sig float,int,... (the argument types of the
-specialization); --arch sm_XX for ptx (the GPU map kernel). The jvp and vjp stages
-differentiate every float argument.
+--stage ir|jvp|vjp|llvm|llvm-opt|asm|ptx|spmd and --sig float,int,... (the argument types of
+the specialization); --arch sm_XX for ptx (the GPU map kernel). The jvp and vjp stages
+differentiate every float argument; spmd is the SIMD-lanes form lldiff.vectorize runs, every
+argument varying between lanes.
 """
 
 import argparse
@@ -133,7 +134,7 @@ def main(argv=None):
     d.add_argument("target", help="path/to/file.py:function")
     d.add_argument("--sig", default="", help="argument types, e.g. float,int")
     d.add_argument("--stage", default="ir",
-                   choices=["ir", "jvp", "vjp", "llvm", "llvm-opt", "asm", "ptx"])
+                   choices=["ir", "jvp", "vjp", "llvm", "llvm-opt", "asm", "ptx", "spmd"])
     d.add_argument("--arch", default="sm_90", help="GPU architecture for --stage ptx")
     d.add_argument("--opt", type=int, default=None, help="LLVM optimization level 0-3")
     args = p.parse_args(argv)

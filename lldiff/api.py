@@ -19,7 +19,7 @@ __all__ = ["jit", "jit_grad", "Dispatcher", "JitGrad", "OPT_DEFAULT"]
 
 # O2 and O3 produce the same Bessel loop here and O2 compiles faster (benchmarks/README.md).
 OPT_DEFAULT = 2
-_STAGES = ("ir", "jvp", "vjp", "llvm", "llvm-opt", "asm", "ptx")
+_STAGES = ("ir", "jvp", "vjp", "llvm", "llvm-opt", "asm", "ptx", "spmd")
 _lock = threading.RLock()
 _symbol_counter = [0]
 
@@ -608,11 +608,17 @@ class Dispatcher:
         IR for the float arguments and float arrays, before tape materialization (abstract
         ad.push/ad.pop) and after it (passes/tape.py).
 
+        "spmd" is the W-lane form (passes/spmd.py) that lldiff.vectorize runs in SIMD lanes,
+        of the function and of its gradient w.r.t. its float arguments: example arguments
+        given as numpy arrays vary between lanes, numbers are uniform.
+
         With example `args`, the specialization for their types; otherwise the first one
         compiled.
         """
         if stage not in _STAGES:
             raise ValueError(f"stage must be one of {', '.join(_STAGES)}, got {stage!r}")
+        if stage == "spmd":
+            return self._inspect_spmd(args)
         if args:
             values = self._bind(args, {})
             types = tuple(self._arg_type(name, v) for name, v in values)
@@ -623,11 +629,43 @@ class Dispatcher:
                              "arguments, e.g. f.inspect('ir', 1.0)")
         return self.inspect_types(stage, types, arch)
 
+    def _inspect_spmd(self, args):
+        from .batch import arg_type, host_array
+        if not args:
+            raise ValueError(f"{self.__name__}.inspect('spmd', ...) needs example arguments "
+                             "(arrays vary between lanes, numbers are uniform)")
+        values = self._bind(args, {})
+        arrays = [host_array(self.__name__, name, v) for name, v in values]
+        return self._spmd_text(tuple(arg_type(a) for a in arrays),
+                               tuple(a.ndim == 0 for a in arrays))
+
+    def _spmd_text(self, types, uniform):
+        from .ir import print_func
+        from .passes.spmd import NotSpmd, spmd_func
+        from .runtime import get_engine
+        lanes = get_engine().simd_lanes()
+        out = []
+        mask = tuple(t.is_float for t in types)
+        for what, spec in (("the function", lambda: self._map_spec(types)),
+                           ("its gradient", lambda: self._map_spec(types, mask, (True,) + (
+                               False,) * (len(self._ir(types).func.result_types) - 1)))):
+            if what == "its gradient" and not any(mask):
+                continue
+            s = spec()
+            try:
+                text = print_func(spmd_func(s.module, s.symbol, uniform, lanes))
+            except NotSpmd as e:
+                text = f"// no SPMD form: {e} (lldiff.vectorize runs the scalar loop)\n"
+            out.append(f"// {what}, {lanes} lanes\n{text}")
+        return "\n".join(out)
+
     def inspect_types(self, stage, types, arch="sm_90"):
         from .ir import print_func, print_module
         types = tuple(types)
         if stage == "ptx":
             return self._ptx(types, arch)
+        if stage == "spmd":  # every argument varying between lanes
+            return self._spmd_text(types, (False,) * len(types))
         if stage == "ir":
             return print_module(self._ir(types).module)
         if stage == "jvp":

@@ -352,3 +352,19 @@ def test_fastmath_maps_call_glibc_vector_math_within_4_ulp():
         ulps = np.abs(a - b) / np.spacing(np.abs(b))
         worst = max(worst, ulps.max())
     assert worst <= 4, worst
+
+
+def test_inspect_shows_the_spmd_form(tmp_path):
+    f = lldiff.jit(bessel)
+    w = lanes()
+    text = f.inspect("spmd", 2, np.zeros(3))
+    assert text.startswith(f"// the function, {w} lanes\n") and "// its gradient" in text
+    assert f"(%v: i64, %z: vector<{w}xf64>)" in text and "lldiff.max_lanes" in text
+    src = tmp_path / "m.py"
+    src.write_text("def g(x, n):\n    return x * n\n")
+    import subprocess
+    out = subprocess.run([sys.executable, "-m", "lldiff", "dump", f"{src}:g", "--stage", "spmd",
+                          "--sig", "float,int"], capture_output=True, text=True, check=True)
+    assert f"(%x: vector<{w}xf64>, %n: vector<{w}xi64>)" in out.stdout
+    with pytest.raises(ValueError, match="example arguments"):
+        f.inspect("spmd")
