@@ -1,10 +1,10 @@
 """`lldiff.vectorize`: a compiled scalar function applied elementwise over numpy arrays.
 
-The loop is native (codegen/kernel.py): one call per chunk of elements, no Python per
-element, with the GIL released (ctypes releases it around foreign calls), on `threads`
-threads. Inputs broadcast as numpy broadcasts them; results are new arrays of the broadcast
-shape, or the arrays given in `out=`. Every element is the scalar function's own native code,
-so results equal scalar calls bit for bit.
+The loop is native (codegen/kernel.py, or codegen/spmd.py running W elements at a time in
+SIMD lanes): one call per chunk of elements, no Python per element, with the GIL released
+(ctypes releases it around foreign calls), on `threads` threads. Inputs broadcast as numpy
+broadcasts them; results are new arrays of the broadcast shape, or the arrays given in `out=`.
+Results equal scalar calls bit for bit (lanes run the scalar code's operations).
 
 Owns argument handling for the batch call; compiling is the dispatcher's (`_map_kernel`).
 """
@@ -31,8 +31,8 @@ def vectorize(f, threads=None, progress=False, target="cpu", device=0, simd=True
     the GIL released. `progress=True` draws a progress bar on stderr while a map runs
     (nothing is printed by default).
 
-    On the CPU the map runs W elements at a time in SIMD lanes (W = 8 f64 lanes with
-    AVX-512, 4 with AVX) when the function has an SPMD form (passes/spmd.py: no arrays inside,
+    On the CPU the map runs W elements at a time in SIMD lanes (W = 16 f64 lanes with
+    AVX-512: two registers; 8 with AVX2) when the function has an SPMD form (passes/spmd.py: no arrays inside,
     no custom rules); arguments given as single numbers stay scalars in that code. Results
     equal the scalar loop's bit for bit (every lane runs the scalar code's operations; libm
     functions are called lane by lane). `simd=False` runs the scalar loop.
