@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import lldiff
+from lldiff.__main__ import poor_besselj
 from lldiff.ir import F64, I64, print_func
 from lldiff.passes.spmd import NotSpmd, spmd_func, varying_values
 
@@ -252,22 +253,11 @@ def test_integer_division_and_tables_in_masked_lanes():
 
 # --- the SPMD form itself -----------------------------------------------------------------
 
-def bessel(v, z):
-    k = 0
-    s = (z / 2) ** v / math.factorial(v)
-    out = s
-    while abs(s) > 2.220446049250313e-16:
-        k += 1
-        s *= -1 / k / (k + v) * (z / 2) ** 2
-        out += s
-    return out
-
-
 def test_uniform_values_stay_scalar():
     """v (broadcast) and the series counter k (the same in every active lane) stay scalars;
     z and everything computed from it become vectors; the reverse sweep's trip count differs
     per lane."""
-    f = lldiff.jit(bessel)
+    f = lldiff.jit(poor_besselj)
     spec = f._derived_ir((I64, F64), "grad", (False, True), seeded=(True,))
     lf = spmd_func(spec.module, spec.symbol, (True, False), 8)
     text = print_func(lf)
@@ -355,7 +345,7 @@ def test_fastmath_maps_call_glibc_vector_math_within_4_ulp():
 
 
 def test_inspect_shows_the_spmd_form(tmp_path):
-    f = lldiff.jit(bessel)
+    f = lldiff.jit(poor_besselj)
     w = lanes()
     text = f.inspect("spmd", 2, np.zeros(3))
     assert text.startswith(f"// the function, {w} lanes\n") and "// its gradient" in text

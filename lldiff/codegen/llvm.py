@@ -480,7 +480,12 @@ def _build_reserve(lm, name):
 
 
 def _build_powi(lm, name, ft):
-    """double powi(double x, i64 n): compiler-rt's __powidf2 algorithm, 64-bit exponent."""
+    """double powi(double x, i64 n): compiler-rt's __powidf2 algorithm, 64-bit exponent.
+    `ft` may be a vector type: every lane at once, the same results lane by lane (the SPMD
+    form's fpowi with a uniform exponent, codegen/spmd.py)."""
+    def const(v):
+        return L.Constant(ft, [v] * ft.count if isinstance(ft, L.VectorType) else v)
+
     i64 = L.IntType(64)
     fn = L.Function(lm, L.FunctionType(ft, [ft, i64]), name=name)
     fn.linkage = "internal"
@@ -501,14 +506,14 @@ def _build_powi(lm, name, ft):
     a2 = bd.fmul(a, a)
     fin = bd.icmp_unsigned("==", b2, L.Constant(i64, 0))
     bd.cbranch(fin, done, loop)
-    r.add_incoming(L.Constant(ft, 1.0), entry)
+    r.add_incoming(const(1.0), entry)
     r.add_incoming(r2, loop)
     b.add_incoming(mag, entry)
     b.add_incoming(b2, loop)
     a.add_incoming(x, entry)
     a.add_incoming(a2, loop)
     bd.position_at_end(done)
-    bd.ret(bd.select(neg, bd.fdiv(L.Constant(ft, 1.0), r2), r2))
+    bd.ret(bd.select(neg, bd.fdiv(const(1.0), r2), r2))
     return fn
 
 

@@ -30,8 +30,8 @@ from llvmlite import ir as L
 
 from ..ir import I1
 from .kernel import _memory_type, emit_map
-from .llvm import (I32, LOWER, PTR, TAPE_INLINE_BYTES, _FuncEmitter, _Tape, llvm_type, mangle,
-                   splat)
+from .llvm import (I32, LOWER, PTR, TAPE_INLINE_BYTES, _build_powi, _FuncEmitter, _Tape,
+                   llvm_type, mangle, splat)
 
 __all__ = ["LaneEmitter", "emit_spmd_map", "simd_name"]
 
@@ -160,7 +160,7 @@ class LaneEmitter(_FuncEmitter):
         if not isinstance(x.type, L.VectorType):
             return LOWER[op.name](self, op, [x, n])
         fn = self.ctx.helper(f"lldiff.powi.{mangle(x.type)}",
-                             lambda lm, name: _build_vector_powi(lm, name, x.type))
+                             lambda lm, name: _build_powi(lm, name, x.type))
         return [self.bd.call(fn, [x, n])]
 
     def op_lldiff_max_lanes(self, op):
@@ -401,36 +401,6 @@ for _name in _LANEWISE:
 for _name in _VECTOR_MATH:
     setattr(LaneEmitter, "op_" + _name.replace(".", "_"),
             lambda self, op, lanewise=_name in _LANEWISE: self.vector_math(op, lanewise))
-
-
-def _build_vector_powi(lm, name, vt):
-    """<W x double> powi(<W x double> x, i64 n): the scalar square-and-multiply (llvm.py's
-    _build_powi, compiler-rt's __powidf2) on every lane at once; same results lane by lane."""
-    fn = L.Function(lm, L.FunctionType(vt, [vt, _I64]), name=name)
-    fn.linkage = "internal"
-    fn.attributes.add("alwaysinline")
-    x, n = fn.args
-    entry, loop, done = (fn.append_basic_block(s) for s in ("entry", "loop", "done"))
-    bd = L.IRBuilder(entry)
-    neg = bd.icmp_signed("<", n, L.Constant(_I64, 0))
-    mag = bd.select(neg, bd.sub(L.Constant(_I64, 0), n), n)
-    bd.branch(loop)
-    bd.position_at_end(loop)
-    r, b, a = bd.phi(vt), bd.phi(_I64), bd.phi(vt)
-    odd = bd.trunc(b, L.IntType(1))
-    r2 = bd.select(odd, bd.fmul(r, a), r)
-    b2 = bd.lshr(b, L.Constant(_I64, 1))
-    a2 = bd.fmul(a, a)
-    bd.cbranch(bd.icmp_unsigned("==", b2, L.Constant(_I64, 0)), done, loop)
-    r.add_incoming(L.Constant(vt, [1.0] * vt.count), entry)
-    r.add_incoming(r2, loop)
-    b.add_incoming(mag, entry)
-    b.add_incoming(b2, loop)
-    a.add_incoming(x, entry)
-    a.add_incoming(a2, loop)
-    bd.position_at_end(done)
-    bd.ret(bd.select(neg, bd.fdiv(L.Constant(vt, [1.0] * vt.count), r2), r2))
-    return fn
 
 
 def emit_spmd_map(lm, func, lanes_func):
