@@ -27,6 +27,8 @@ printed IR keeps the scf ops and codegen/spmd.py gives them these meanings:
 - Effects act only in active lanes: `lldiff.raise_if` fails if an active lane's condition
   holds; `ad.tape.push` / `ad.tape.pop` use a stack per lane (each lane's entries in its own
   order, so a reverse sweep whose trip count differs per lane pops each lane's own values).
+  A tape whose pushes and pops are all outside such control flow gets `lanes = "together"`:
+  every lane has the same entries, so it is one stack of W-lane entries.
 
 Inactive lanes may hold any value (they are never stored or observed); codegen keeps the ops
 that could trap on such values (integer division, table lookups) safe.
@@ -258,6 +260,8 @@ class _Builder:
     def __init__(self, func, varying, lanes):
         self.func, self.varying, self.lanes = func, varying, lanes
         self.vmap = {}
+        self.masked = 0  # how deep in control flow on a varying condition the op being built is
+        self.masked_tapes = set()  # tapes used there
 
     def type(self, v):
         return vector(v.type, self.lanes) if v in self.varying else v.type
@@ -269,7 +273,17 @@ class _Builder:
         new.attrs["spmd"] = {"lanes": self.lanes, "uniform": uniform}
         self.vmap.update(zip(f.args, new.args))
         self.block(f.body.block, new.body.block)
+        for op in new.walk():  # a tape only ever used by all lanes together: one stack
+            if op.name == "ad.tape" and op.attrs["tape"] not in self.masked_tapes:
+                op.attrs["lanes"] = "together"
         return new
+
+    def regions_of(self, masked, build):
+        self.masked += masked
+        try:
+            return build()
+        finally:
+            self.masked -= masked
 
     def block(self, src, dst):
         for op in src.ops:
@@ -299,15 +313,20 @@ class _Builder:
     def op(self, op, dst):
         n = op.name
         regions = []
+        if n in ("ad.tape.push", "ad.tape.pop") and self.masked:
+            self.masked_tapes.add(op.attrs["tape"])
         if n == "scf.if":
             operands = [self.same(op.operands[0])]
-            for region in op.regions:
-                if not region.blocks:
-                    regions.append(Region([]))
-                    continue
-                nb = self.region_block(region.block, [])
-                self.terminated(region.block, nb, [r in self.varying for r in op.results])
-                regions.append(Region([nb]))
+
+            def sides():
+                for region in op.regions:
+                    if not region.blocks:
+                        regions.append(Region([]))
+                        continue
+                    nb = self.region_block(region.block, [])
+                    self.terminated(region.block, nb, [r in self.varying for r in op.results])
+                    regions.append(Region([nb]))
+            self.regions_of(op.operands[0] in self.varying, sides)
         elif n == "scf.for":
             body = op.regions[0].block
             lb, ub, step, *inits = op.operands
@@ -315,16 +334,20 @@ class _Builder:
             operands = [self.same(lb), self.same(ub), self.same(step)] + [
                 self.as_type(v, c, dst) for v, c in zip(inits, carried)]
             nb = self.region_block(body, [self.type(a) for a in body.args])
-            self.terminated(body, nb, carried)
+            self.regions_of(any(v in self.varying for v in (lb, ub, step)),
+                            lambda: self.terminated(body, nb, carried))
             regions.append(Region([nb]))
         elif n == "scf.while":
             before, after = op.regions[0].block, op.regions[1].block
             carried = [a in self.varying for a in before.args]
             operands = [self.as_type(v, c, dst) for v, c in zip(op.operands, carried)]
             nb = self.region_block(before, [self.type(a) for a in before.args])
-            self.block(before, nb)  # scf.condition: operands as they are (see codegen)
             na = self.region_block(after, [self.type(a) for a in after.args])
-            self.terminated(after, na, carried)
+
+            def both():
+                self.block(before, nb)  # scf.condition: operands as they are (see codegen)
+                self.terminated(after, na, carried)
+            self.regions_of(before.terminator.operands[0] in self.varying, both)
             regions += [Region([nb]), Region([na])]
         elif n == "func.return":
             operands = [self.vec(v, dst) for v in op.operands]

@@ -275,6 +275,30 @@ def test_uniform_values_stay_scalar():
     assert len(divisions) >= 2 and all(d.endswith(": f64") for d in divisions[:2]), divisions
     func = spec.module[spec.symbol]
     assert varying_values(func, [False, False]) == set()
+    assert '"ad.tape"() {tape = 0 : i64} :' in text  # its loop diverges: a stack per lane
+
+
+def recurrence(x0, theta, h, steps):
+    x = x0
+    for k in range(steps):
+        x = x + h * math.sin(x) * theta
+    return x
+
+
+def test_a_tape_the_lanes_use_together_is_one_stack():
+    """A loop whose trip count is uniform runs every lane together: its tape gets
+    lanes = "together" (contiguous vector entries), and the gradients are the scalar loop's."""
+    f = lldiff.jit(recurrence)
+    spec = f._derived_ir((F64, F64, F64, I64), "grad", (True, True, False, False),
+                         seeded=(True,))
+    text = print_func(spmd_func(spec.module, spec.symbol, (False, False, True, True), 8))
+    assert 'lanes = "together"' in text
+    x0, theta = np.linspace(-2, 2, 37), np.linspace(0.2, 1.5, 37)
+    _compare(lambda: lldiff.value_and_grad(f, argnums=(0, 1)), [x0, theta, 0.01, 300],
+             "recurrence")
+    _compare(lambda: lldiff.value_and_grad(f, argnums=(0, 1)), [x0, theta, 0.01,
+                                                                np.arange(37) % 5],
+             "recurrence, steps per lane")
 
 
 def makes_array(n, x):

@@ -14,7 +14,8 @@ on a vector condition runs as passes/spmd.py describes; the reverse-mode tape ke
 per lane, interleaved in memory (entry k of lane l at slot k * W + l, 8 bytes each), written
 and read with masked scatter and gather; its bytes-used counter counts pushes of any lane,
 an upper bound on every lane's stack that sizes the buffer (inline in the frame, then the
-heap as in scalar code).
+heap as in scalar code). A tape the lanes use together (`lanes = "together"`) is that layout
+with every lane at the same entry: plain vector stores and loads, no per-lane counters.
 
 The kernel (`emit_spmd_map`) has the scalar map kernel's ABI (kernel.py). It runs W
 elements per call of the SPMD function while W remain, then the scalar map for the tail. When
@@ -365,9 +366,15 @@ class LaneEmitter(_FuncEmitter):
         self.reserve(t, need)
         bd.branch(cont)
         bd.position_at_end(cont)
-        sizes = bd.load(t.sizes)
         if v.type.element == L.IntType(1):
             v = bd.zext(v, L.VectorType(L.IntType(8), self.lanes))
+        if _together(op):  # every lane has the same entries: entry k at slots k*W..k*W+W-1
+            slot = bd.bitcast(bd.gep(bd.load(t.base), [size], inbounds=True),
+                              v.type.as_pointer())
+            bd.store(v, slot, align=8)
+            bd.store(need, t.size)
+            return []
+        sizes = bd.load(t.sizes)
         fn = self.declare(f"llvm.masked.scatter.{mangle(v.type)}.v{self.lanes}p0",
                           L.VoidType(), [v.type, L.VectorType(PTR, self.lanes),
                                          self.mask_type()])
@@ -381,6 +388,12 @@ class LaneEmitter(_FuncEmitter):
         t = self.vals[op.operands[0]]
         rt = llvm_type(op.results[0].type)
         mt = L.VectorType(L.IntType(8), self.lanes) if rt.element == L.IntType(1) else rt
+        if _together(op):
+            size = bd.sub(bd.load(t.size), L.Constant(_I64, 8 * self.lanes))
+            bd.store(size, t.size)
+            slot = bd.bitcast(bd.gep(bd.load(t.base), [size], inbounds=True), mt.as_pointer())
+            v = bd.load(slot, align=8)
+            return [bd.trunc(v, rt) if mt is not rt else v]
         sizes = bd.sub(bd.load(t.sizes), self.step())
         bd.store(sizes, t.sizes)
         fn = self.declare(f"llvm.masked.gather.{mangle(mt)}.v{self.lanes}p0", mt,
@@ -394,6 +407,11 @@ class LaneEmitter(_FuncEmitter):
         self.bd.store(L.Constant(_I64, 0), t.size)
         self.bd.store(self.zero(t.sizes.type.pointee), t.sizes)
         return []
+
+
+def _together(op):
+    """Whether tape op `op` uses a tape all lanes use together (passes/spmd.py)."""
+    return op.operands[0].op.attrs.get("lanes") == "together"
 
 
 for _name in _LANEWISE:
