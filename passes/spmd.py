@@ -30,6 +30,9 @@ printed IR keeps the scf ops and codegen/spmd.py gives them these meanings:
   A tape whose pushes and pops are all outside such control flow gets `lanes = "together"`:
   every lane has the same entries, so it is one stack of W-lane entries.
 
+A reverse sweep whose trip count differs per lane runs its lanes aligned at their last
+iteration (`_align_reverse_loops`), so the forward iteration it undoes is uniform.
+
 Inactive lanes may hold any value (they are never stored or observed); codegen keeps the ops
 that could trap on such values (integer division, table lookups) safe.
 
@@ -379,7 +382,3 @@ class _Builder:
         term = src.ops[-1]
         operands = [self.as_type(v, w, dst) for v, w in zip(term.operands, want_vector)]
         dst.append(Op(term.name, operands, [], term.attrs, loc=term.loc))
-
-
-def is_mask(t):
-    return t.is_vector and t.elem is I1
