@@ -187,14 +187,14 @@ def main(argv=None):
     print(f"\nchain, K = {steps} steps, {m} parameter pairs, ns/point (min, median), / numba "
           "hand reverse sweep (1 thread):")
     _table(ctimes, m, "numba, hand reverse sweep", width=30)
-    print("ratios to the matching hand-written sweep: reverse "
-          f"{min(ctimes['lldiff reverse, SIMD']) / min(ctimes['numba, hand reverse sweep']):.2f}x,"
-          f" forward "
-          f"{min(ctimes['lldiff forward, SIMD']) / min(ctimes['numba, hand tangent sweep']):.2f}x"
-          "; with fastmath (libmvec): reverse "
-          f"{min(ctimes['lldiff reverse, SIMD, libmvec']) / min(ctimes['numba, hand reverse sweep']):.2f}x,"
-          " forward "
-          f"{min(ctimes['lldiff forward, SIMD, libmvec']) / min(ctimes['numba, hand tangent sweep']):.2f}x")
+    def ratio(row, hand):
+        return min(ctimes[row]) / min(ctimes[f"numba, hand {hand} sweep"])
+
+    print(f"ratios to the matching hand-written sweep: reverse "
+          f"{ratio('lldiff reverse, SIMD', 'reverse'):.2f}x, forward "
+          f"{ratio('lldiff forward, SIMD', 'tangent'):.2f}x; with fastmath (libmvec): reverse "
+          f"{ratio('lldiff reverse, SIMD, libmvec', 'reverse'):.2f}x, forward "
+          f"{ratio('lldiff forward, SIMD, libmvec', 'tangent'):.2f}x")
     return ratios
 
 

@@ -32,8 +32,9 @@ def vectorize(f, threads=None, progress=False, target="cpu", device=0, simd=True
     (nothing is printed by default).
 
     On the CPU the map runs W elements at a time in SIMD lanes (W = 16 f64 lanes with
-    AVX-512: two registers; 8 with AVX2) when the function has an SPMD form (passes/spmd.py: no arrays inside,
-    no custom rules); arguments given as single numbers stay scalars in that code. Results
+    AVX-512: two registers; 8 with AVX2) when the function has an SPMD form
+    (passes/spmd.py: no arrays inside, no custom rules); arguments given as single numbers
+    stay scalars in that code. Results
     equal the scalar loop's bit for bit (every lane runs the scalar code's operations; libm
     functions are called lane by lane). `simd=False` runs the scalar loop.
 

@@ -8,6 +8,9 @@ Must not know about lldiff's IR or passes.
 
 import os
 import threading
+import time
+
+__all__ = ["Engine", "engine", "Library"]
 
 # libm functions of f64 whose libmvec variants the SPMD form may call (fastmath=True), and
 # those of them taking two arguments.
@@ -15,9 +18,6 @@ _VECTOR_MATH = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "ta
                 "acosh", "atanh", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p",
                 "cbrt", "erf", "erfc", "pow", "atan2", "hypot")
 _BINARY = ("pow", "atan2", "hypot")
-import time
-
-__all__ = ["Engine", "engine", "Library"]
 
 _lock = threading.Lock()
 _engine = None
