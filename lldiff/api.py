@@ -340,21 +340,20 @@ class Dispatcher:
         from .runtime import get_engine
         spec = self._map_spec(types, mask, seeded, width)
         lanes = get_engine().simd_lanes()
-        t0 = time.perf_counter()
         try:
             lane_func = spmd_func(spec.module, spec.symbol, uniform, lanes)
         except NotSpmd:
             return self._map_kernel(types, mask, seeded, width)
-        timings = {"pass:spmd": time.perf_counter() - t0}
         module = Module(list(spec.module) + [lane_func])
-        vector_math = get_engine().vector_math() if self.fastmath else None
+        vector_math = get_engine().vector_math(codegen.vector_math_functions()) \
+            if self.fastmath else None
         text, errors = codegen.emit_spmd_map_module(module, spec.symbol, lane_func.name,
                                                     fastmath=self.fastmath,
                                                     name=spec.symbol + ".simd",
                                                     vector_math=vector_math)
         sym = codegen.simd_name(spec.symbol)
         variant = ("simd", lanes, uniform) + spec.variant
-        lib, addresses = self._machine_code(types, variant, text, [sym], {}, timings)
+        lib, addresses = self._machine_code(types, variant, text, [sym], {}, {})
         kernel = _map_proto()(addresses[sym])
         kernel._lldiff_library = lib
         kernel._lldiff_spmd = lane_func  # (what ran: tests and inspect)

@@ -13,7 +13,7 @@ import struct
 from lldiff.ir import I1, I64, OPS
 from lldiff.ir.ops import wrap_i64
 
-from .rewrite import all_blocks, make_const, substitute, use_counts
+from .rewrite import all_blocks, constant_op, make_const, substitute, use_counts
 
 __all__ = ["canonicalize"]
 
@@ -83,13 +83,6 @@ def _cse_key(op):
     return (op.name, tuple(op.operands), attrs, op.results[0].type)
 
 
-def _const(v):
-    op = getattr(v, "op", None)
-    if op is not None and op.name == "arith.constant":
-        return op
-    return None
-
-
 def _fold(func):
     mapping = {}
     changed = _fold_block(func.body.block, mapping)
@@ -123,10 +116,10 @@ def _fold_op(op, mapping):
     """Return replacement ops (possibly empty) when `op` folds, else None."""
     n = op.name
     if n == "lldiff.raise_if":
-        c = _const(op.operands[0])
+        c = constant_op(op.operands[0])
         return [] if c is not None and not c.attrs["value"] else None
     if n == "scf.if":
-        c = _const(op.operands[0])
+        c = constant_op(op.operands[0])
         if c is None:
             return None
         region = op.regions[0] if c.attrs["value"] else op.regions[1]
@@ -138,7 +131,7 @@ def _fold_op(op, mapping):
             mapping[r] = mapping.get(v, v)
         return ops[:-1]
     if n == "arith.select":
-        c = _const(op.operands[0])
+        c = constant_op(op.operands[0])
         if c is not None:
             mapping[op.result] = op.operands[1] if c.attrs["value"] else op.operands[2]
             return []
@@ -150,7 +143,7 @@ def _fold_op(op, mapping):
     if od is None or od.eval is None or not od.pure or op.regions or not op.results \
             or n == "arith.constant":
         return None
-    consts = [_const(v) for v in op.operands]
+    consts = [constant_op(v) for v in op.operands]
     if any(c is None for c in consts):
         return None
     try:

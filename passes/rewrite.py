@@ -5,8 +5,8 @@ IR -> IR only; imports `lldiff.ir` and nothing else.
 
 from lldiff.ir import I64, Block, Op, Region
 
-__all__ = ["use_counts", "substitute", "all_blocks", "make_const", "clone_op", "trip_count",
-           "zeros_like"]
+__all__ = ["use_counts", "substitute", "all_blocks", "make_const", "constant_op", "clone_op",
+           "trip_count", "zeros_like"]
 
 
 def all_blocks(root):
@@ -48,6 +48,12 @@ def substitute(func, mapping):
 def make_const(value, type, loc=None):
     op = Op("arith.constant", [], [type], {"value": value, "type": type}, loc=loc)
     return op
+
+
+def constant_op(v):
+    """The `arith.constant` op defining value `v`, or None."""
+    op = getattr(v, "op", None)
+    return op if op is not None and op.name == "arith.constant" else None
 
 
 def clone_op(op, vmap):

@@ -41,9 +41,10 @@ arrays (memref values, allocation), calls left after inlining (a custom rule's),
 checkpointing's counters (`ad.count`). IR -> IR only; the module is not modified.
 """
 
-from lldiff.ir import I1, Block, Func, Op, Region, vector
+from lldiff.ir import I1, I64, Block, Func, Op, Region, vector
 
 from .inline import inline_calls
+from .rewrite import clone_op, constant_op, substitute
 
 __all__ = ["spmd_func", "spmd_name", "NotSpmd", "varying_values"]
 
@@ -109,7 +110,6 @@ def _align_reverse_loops(func, varying):
           scf.yield %r
         }
     """
-    from .rewrite import substitute
     replaced = {}
     loops = [op for op in func.walk() if op.name == "scf.for"]
     for op in reversed(loops):  # inner loops first: an outer one then copies them aligned
@@ -127,15 +127,12 @@ def _align_reverse_loops(func, varying):
 
 
 def _const(v, value):
-    return getattr(v, "op", None) is not None and v.op.name == "arith.constant" and \
-        v.op.attrs["value"] == value
+    c = constant_op(v)
+    return c is not None and c.attrs["value"] == value
 
 
 def _aligned(op, varying):
     """The ops replacing reverse sweep `op` aligned at its end, or None when it is not one."""
-    from lldiff.ir import I64
-
-    from .rewrite import clone_op
     lb, ub, step, *inits = op.operands
     body = op.regions[0].block
     iv = body.args[0]

@@ -12,13 +12,6 @@ import time
 
 __all__ = ["Engine", "engine", "Library"]
 
-# libm functions of f64 whose libmvec variants the SPMD form may call (fastmath=True), and
-# those of them taking two arguments.
-_VECTOR_MATH = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh",
-                "acosh", "atanh", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p",
-                "cbrt", "erf", "erfc", "pow", "atan2", "hypot")
-_BINARY = ("pow", "atan2", "hypot")
-
 _lock = threading.Lock()
 _engine = None
 
@@ -75,11 +68,12 @@ class Engine:
         feats = set(f[1:] for f in self.features.split(",") if f.startswith("+"))
         return 8 if "avx512f" in feats else 4 if "avx2" in feats else 2
 
-    def vector_math(self):
+    def vector_math(self, functions):
         """(lanes, ISA letter, names) of glibc's vector math library (libmvec) for this
-        CPU: `_ZGV<letter>N<lanes>v_<name>` are the functions of `names` it has (`vv` for
-        two arguments); None without libmvec. Loads it into the process (RTLD_GLOBAL) so
-        compiled code and the object loader resolve its symbols."""
+        CPU: `_ZGV<letter>N<lanes>v_<name>` (`vv` for two arguments) are the ones it has of
+        `functions` ({libm name: argument count}, the same on every call); None without
+        libmvec. Loads it into the process (RTLD_GLOBAL) so compiled code and the object
+        loader resolve its symbols."""
         if self._mvec is False:
             import ctypes
             import ctypes.util
@@ -93,8 +87,8 @@ class Engine:
                 lanes = self.register_lanes()
                 letter = {8: "e", 4: "d", 2: "b"}[lanes]
                 if lib is not None:
-                    names = frozenset(n for n in _VECTOR_MATH if hasattr(
-                        lib, f"_ZGV{letter}N{lanes}{'vv' if n in _BINARY else 'v'}_{n}"))
+                    names = frozenset(n for n, arity in functions.items() if hasattr(
+                        lib, f"_ZGV{letter}N{lanes}{'v' * arity}_{n}"))
                     got = (lanes, letter, names) if names else None
             self._mvec = got
         return self._mvec

@@ -337,8 +337,9 @@ def test_fastmath_maps_call_glibc_vector_math_within_4_ulp():
     it: within 4 ulp of the scalar loop's libm (glibc's documented bound for libmvec), equal
     on NaN, infinities and zeros; without fastmath, the scalar libm lane by lane (bit for
     bit, tested above)."""
+    from lldiff import codegen
     from lldiff.runtime import get_engine
-    vm = get_engine().vector_math()
+    vm = get_engine().vector_math(codegen.vector_math_functions())
     if vm is None:
         pytest.skip("no glibc libmvec on this machine")
     f = lldiff.jit(transcendental, fastmath=True)
@@ -351,7 +352,6 @@ def test_fastmath_maps_call_glibc_vector_math_within_4_ulp():
     slow = lldiff.vectorize(f, threads=1, simd=False)(x, y)
     kernel = next(v[0] for k, v in f._maps.items() if k[0] == "simd")
     assert hasattr(kernel, "_lldiff_spmd")
-    from lldiff import codegen
     from lldiff.ir import Module
     spec = f._map_spec((F64, F64))
     text, _ = codegen.emit_spmd_map_module(Module(list(spec.module) + [kernel._lldiff_spmd]),

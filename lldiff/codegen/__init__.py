@@ -3,10 +3,10 @@
 from .abi import emit_entry, entry_name
 from .kernel import emit_map, map_name
 from .llvm import LOWER, STRUCTURAL, emit_module
-from .spmd import emit_spmd_map, simd_name
+from .spmd import VECTOR_MATH, emit_spmd_map, simd_name
 
 __all__ = ["emit", "emit_map_module", "emit_spmd_map_module", "entry_name", "map_name",
-           "simd_name", "LOWER", "STRUCTURAL"]
+           "simd_name", "vector_math_functions", "LOWER", "STRUCTURAL"]
 
 
 def emit(module, entries, name="lldiff", fastmath=False):
@@ -34,3 +34,10 @@ def emit_spmd_map_module(module, symbol, lanes_symbol, name="lldiff", fastmath=F
     lm, errors = emit_module(module, {symbol}, name, fastmath, vector_math=vector_math)
     emit_spmd_map(lm, module[symbol], module[lanes_symbol])
     return str(lm), list(errors.entries)
+
+
+def vector_math_functions():
+    """{libm name: argument count} of the functions the SPMD form may call from a vector
+    math library (runtime's Engine.vector_math looks them up)."""
+    return {name: 2 if op in ("math.powf", "math.atan2", "lldiff.hypot") else 1
+            for op, name in VECTOR_MATH.items()}

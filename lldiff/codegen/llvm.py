@@ -281,14 +281,19 @@ def _isnan(fe, op, a):
     return [fe.bd.fcmp_unordered("uno", a[0], a[0])]
 
 
+def const_of(t, v):
+    """The constant `v` of LLVM type `t`; of a vector type, `v` in every lane."""
+    return L.Constant(t, [v] * t.count if isinstance(t, L.VectorType) else v)
+
+
 def _isinf(fe, op, a):
     fabs = fe.ctx.intrinsic("llvm.fabs", [a[0].type])
-    return [fe.bd.fcmp_ordered("==", fe.bd.call(fabs, a), L.Constant(a[0].type, float("inf")))]
+    return [fe.bd.fcmp_ordered("==", fe.bd.call(fabs, a), const_of(a[0].type, float("inf")))]
 
 
 def _isfinite(fe, op, a):
     fabs = fe.ctx.intrinsic("llvm.fabs", [a[0].type])
-    return [fe.bd.fcmp_ordered("<", fe.bd.call(fabs, a), L.Constant(a[0].type, float("inf")))]
+    return [fe.bd.fcmp_ordered("<", fe.bd.call(fabs, a), const_of(a[0].type, float("inf")))]
 
 
 def _fpowi(fe, op, a):
@@ -483,8 +488,6 @@ def _build_powi(lm, name, ft):
     """double powi(double x, i64 n): compiler-rt's __powidf2 algorithm, 64-bit exponent.
     `ft` may be a vector type: every lane at once, the same results lane by lane (the SPMD
     form's fpowi with a uniform exponent, codegen/spmd.py)."""
-    def const(v):
-        return L.Constant(ft, [v] * ft.count if isinstance(ft, L.VectorType) else v)
 
     i64 = L.IntType(64)
     fn = L.Function(lm, L.FunctionType(ft, [ft, i64]), name=name)
@@ -506,14 +509,14 @@ def _build_powi(lm, name, ft):
     a2 = bd.fmul(a, a)
     fin = bd.icmp_unsigned("==", b2, L.Constant(i64, 0))
     bd.cbranch(fin, done, loop)
-    r.add_incoming(const(1.0), entry)
+    r.add_incoming(const_of(ft, 1.0), entry)
     r.add_incoming(r2, loop)
     b.add_incoming(mag, entry)
     b.add_incoming(b2, loop)
     a.add_incoming(x, entry)
     a.add_incoming(a2, loop)
     bd.position_at_end(done)
-    bd.ret(bd.select(neg, bd.fdiv(const(1.0), r2), r2))
+    bd.ret(bd.select(neg, bd.fdiv(const_of(ft, 1.0), r2), r2))
     return fn
 
 

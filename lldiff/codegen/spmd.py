@@ -32,9 +32,9 @@ from llvmlite import ir as L
 from ..ir import I1
 from .kernel import _memory_type, emit_map
 from .llvm import (I32, LOWER, PTR, TAPE_INLINE_BYTES, _build_powi, _FuncEmitter, _Tape,
-                   llvm_type, mangle, splat)
+                   const_of, llvm_type, mangle, splat)
 
-__all__ = ["LaneEmitter", "emit_spmd_map", "simd_name"]
+__all__ = ["LaneEmitter", "emit_spmd_map", "simd_name", "VECTOR_MATH"]
 
 _I64 = L.IntType(64)
 # Ops lowered lane by lane through their scalar lowering when an operand is a vector.
@@ -44,7 +44,7 @@ _LANEWISE = {"math.tan", "math.asin", "math.acos", "math.atan", "math.atan2", "m
              "lldiff.lgamma", "lldiff.tgamma", "math.ipowi", "lldiff.factorial",
              "arith.floordivsi", "arith.remsi"}
 # Ops with a libmvec function (the libm name); with fastmath=True the SPMD form calls it.
-_VECTOR_MATH = {
+VECTOR_MATH = {
     "math.sin": "sin", "math.cos": "cos", "math.tan": "tan", "math.asin": "asin",
     "math.acos": "acos", "math.atan": "atan", "math.sinh": "sinh", "math.cosh": "cosh",
     "math.tanh": "tanh", "math.asinh": "asinh", "math.acosh": "acosh", "math.atanh": "atanh",
@@ -52,7 +52,8 @@ _VECTOR_MATH = {
     "math.log2": "log2", "math.log10": "log10", "math.log1p": "log1p", "math.cbrt": "cbrt",
     "math.erf": "erf", "math.erfc": "erfc", "math.powf": "pow", "math.atan2": "atan2",
     "lldiff.hypot": "hypot"}
-# ... of which these read their last operand as a divisor / their first as a table index:
+# ... of which these read their last operand as a divisor (made 1 in inactive lanes;
+# lldiff.factorial's index is made 0 there):
 _DIVISORS = {"arith.floordivsi", "arith.remsi"}
 
 
@@ -79,7 +80,7 @@ class LaneEmitter(_FuncEmitter):
         return L.VectorType(L.IntType(1), self.lanes)
 
     def all_lanes(self):
-        return L.Constant(self.mask_type(), [1] * self.lanes)
+        return const_of(self.mask_type(), 1)
 
     def declare(self, name, ret, args):
         return self.ctx.helper(name, lambda lm, n: L.Function(lm, L.FunctionType(ret, args),
@@ -107,8 +108,8 @@ class LaneEmitter(_FuncEmitter):
             return LOWER[op.name](self, op, a)
         bd = self.bd
         if op.name in _DIVISORS and self.mask is not None:
-            one = L.Constant(a[-1].type, [1] * self.lanes)
-            a[-1] = bd.select(self.mask, self.lanes_of(a[-1]), one)
+            divisor = self.lanes_of(a[-1])
+            a[-1] = bd.select(self.mask, divisor, const_of(divisor.type, 1))
         if op.name == "lldiff.factorial" and self.mask is not None:
             a[0] = bd.select(self.mask, a[0], self.zero(a[0].type))
         out = self.zero(llvm_type(op.results[0].type))
@@ -126,7 +127,7 @@ class LaneEmitter(_FuncEmitter):
         from libm, glibc's documented bound), else as the scalar code computes it."""
         a = [self.vals[v] for v in op.operands]
         vm = self.ctx.vector_math
-        name = _VECTOR_MATH[op.name]
+        name = VECTOR_MATH[op.name]
         if not (self.ctx.fastmath and vm is not None and name in vm[2] and
                 any(isinstance(x.type, L.VectorType) for x in a) and
                 a[0].type.element == L.DoubleType() and self.lanes % vm[0] == 0):
@@ -169,24 +170,9 @@ class LaneEmitter(_FuncEmitter):
         if not isinstance(n.type, L.VectorType):
             return [n]
         if self.mask is not None:
-            low = L.Constant(n.type, [-(1 << 63)] * self.lanes)
-            n = self.bd.select(self.mask, n, low)
+            n = self.bd.select(self.mask, n, const_of(n.type, -(1 << 63)))
         fn = self.ctx.intrinsic("llvm.vector.reduce.smax", [n.type], n.type.element)
         return [self.bd.call(fn, [n])]
-
-    def _float_class(self, op, pred):
-        (x,) = (self.vals[v] for v in op.operands)
-        if not isinstance(x.type, L.VectorType):
-            return LOWER[op.name](self, op, [x])
-        fabs = self.ctx.intrinsic("llvm.fabs", [x.type])
-        inf = L.Constant(x.type, [float("inf")] * self.lanes)
-        return [self.bd.fcmp_ordered(pred, self.bd.call(fabs, [x]), inf)]
-
-    def op_math_isinf(self, op):
-        return self._float_class(op, "==")
-
-    def op_math_isfinite(self, op):
-        return self._float_class(op, "<")
 
     def op_lldiff_raise_if(self, op):
         c = self.vals[op.operands[0]]
@@ -346,14 +332,14 @@ class LaneEmitter(_FuncEmitter):
         bd, w = self.bd, self.lanes
         base = splat(bd, bd.ptrtoint(bd.load(t.base), _I64), w)
         lane = L.Constant(sizes.type, list(range(w)))
-        off = bd.mul(bd.add(bd.mul(sizes, L.Constant(sizes.type, [w] * w)), lane),
-                     L.Constant(sizes.type, [8] * w))
+        off = bd.mul(bd.add(bd.mul(sizes, const_of(sizes.type, w)), lane),
+                     const_of(sizes.type, 8))
         return bd.inttoptr(bd.add(base, off), L.VectorType(PTR, w))
 
     def step(self):
         m = self.mask
         vt = L.VectorType(_I64, self.lanes)
-        return L.Constant(vt, [1] * self.lanes) if m is None else self.bd.zext(m, vt)
+        return const_of(vt, 1) if m is None else self.bd.zext(m, vt)
 
     def op_ad_tape_push(self, op):
         bd = self.bd
@@ -416,7 +402,7 @@ def _together(op):
 
 for _name in _LANEWISE:
     setattr(LaneEmitter, "op_" + _name.replace(".", "_"), lambda self, op: self.lanewise(op))
-for _name in _VECTOR_MATH:
+for _name in VECTOR_MATH:
     setattr(LaneEmitter, "op_" + _name.replace(".", "_"),
             lambda self, op, lanewise=_name in _LANEWISE: self.vector_math(op, lanewise))
 
