@@ -10,6 +10,8 @@ Owns the op -> LLVM mapping (`LOWER`, one entry per IR op). Must not import llvm
 or know about derivatives.
 """
 
+import math
+
 from llvmlite import ir as L
 
 from ..ir import F32, F64, I1, I64
@@ -47,10 +49,31 @@ def counter_ptr(bd, name):
 
 
 class _Tape:
-    __slots__ = ("base", "size", "cap", "inline")
+    """A tape's stack slots in the frame; `align`: the alignment every entry has (see
+    `_tape_alignments`)."""
+    __slots__ = ("base", "size", "cap", "inline", "align")
 
-    def __init__(self, base, size, cap, inline):
+    def __init__(self, base, size, cap, inline, align=1):
         self.base, self.size, self.cap, self.inline = base, size, cap, inline
+        self.align = align
+
+
+def _slot_bytes(t):
+    return max(1, t.width // 8)
+
+
+def _tape_alignments(f):
+    """Tape handle -> the alignment of every entry on it: the gcd of the sizes of the entries
+    pushed (at most 8). Entries are packed, each at the sum of the sizes below it, from a
+    base aligned to 16 (the inline buffer; malloc'd memory), so a tape of f64 entries alone
+    has 8-byte aligned entries. This matters on the GPU: an align-1 load of an f64 from local
+    memory is eight byte loads."""
+    sizes = {}
+    for op in f.walk():
+        if op.name == "ad.tape.push":
+            h = op.operands[0]
+            sizes[h] = math.gcd(sizes.get(h, 8), _slot_bytes(op.operands[1].type))
+    return sizes
 
 
 def llvm_type(t):
@@ -592,9 +615,11 @@ class _FuncEmitter:
         self.has_shadows = any(op.attrs.get("shadow") for op in f.walk())
         self.tapes = {}
         self.allocs = None  # head of this call's list of arrays (lldiff.alloc), if any
+        aligns = _tape_alignments(f)
         for op in f.walk():
             if op.name == "ad.tape":
                 self.tapes[op.result] = self.new_tape()
+                self.tapes[op.result].align = aligns.get(op.result, 1)
             elif self.allocs is None and (op.name == "lldiff.alloc" or op.name == "func.call"
                                           and any(r.type.is_memref for r in op.results)):
                 self.allocs = self.alloca_bd.alloca(PTR, name="arrays")
@@ -756,8 +781,7 @@ class _FuncEmitter:
         bd = self.bd
         t, v = (self.vals[x] for x in op.operands)
         size = bd.load(t.size)
-        nbytes = max(1, op.operands[1].type.width // 8)
-        need = bd.add(size, L.Constant(size.type, nbytes))
+        need = bd.add(size, L.Constant(size.type, _slot_bytes(op.operands[1].type)))
         if not op.operands[0].op.operands:  # a stack: grow when full (a buffer never is)
             grow, cont = self.new_block("tape_grow"), self.new_block("tape_push")
             bd.cbranch(bd.icmp_unsigned(">", need, bd.load(t.cap)), grow, cont)
@@ -767,7 +791,7 @@ class _FuncEmitter:
             bd.position_at_end(cont)
         base = bd.load(t.base)
         slot = bd.bitcast(bd.gep(base, [size], inbounds=True), v.type.as_pointer())
-        bd.store(v, slot, align=1)
+        bd.store(v, slot, align=t.align)
         bd.store(need, t.size)
         return []
 
@@ -775,12 +799,11 @@ class _FuncEmitter:
         bd = self.bd
         t = self.vals[op.operands[0]]
         r = op.results[0]
-        nbytes = max(1, r.type.width // 8)
-        size = bd.sub(bd.load(t.size), L.Constant(L.IntType(64), nbytes))
+        size = bd.sub(bd.load(t.size), L.Constant(L.IntType(64), _slot_bytes(r.type)))
         bd.store(size, t.size)
         base = bd.load(t.base)
         slot = bd.bitcast(bd.gep(base, [size], inbounds=True), llvm_type(r.type).as_pointer())
-        return [bd.load(slot, align=1)]
+        return [bd.load(slot, align=t.align)]
 
     def op_ad_tape_free(self, op):
         self.free_tape(self.vals[op.operands[0]])
