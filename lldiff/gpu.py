@@ -70,18 +70,38 @@ def _device_arg(where, name, cai, dev):
                 strides=cai.get("strides"))
 
 
-def _stage(where, a, shape, dev):
-    """Set `a.ptr` / `a.step` for a launch over `shape` (copying a host array over)."""
+def _stage_host(args, shape, dev, n):
+    """Copy the host arguments over (setting `a.ptr` / `a.step`): each array to a block of
+    its own; numbers (one element, broadcast) packed into one block with the failure flag
+    (slot 0, holding `n`: no element failed), so a call makes one copy for all of them.
+    Returns that block; the flag is at its address."""
     import numpy as np
     from .runtime.cudadrv import DeviceArray
+    slots, packed = [np.int64(n).tobytes()], []
+    for a in args:
+        if a.host is None:
+            continue
+        flat, a.step = flat_input(a.host, shape)
+        if a.step == 0:
+            packed.append((a, 8 * len(slots)))
+            slots.append(flat.tobytes().ljust(8, b"\0"))
+        else:
+            a.owned = DeviceArray(dev, flat.shape, flat.dtype)
+            dev.to_device(a.owned.ptr, flat.ctypes.data, flat.nbytes)
+            a.ptr = a.owned.ptr
+    host = np.frombuffer(b"".join(slots), np.uint8)
+    block = DeviceArray(dev, host.shape, np.uint8)
+    dev.to_device(block.ptr, host.ctypes.data, host.nbytes)
+    for a, offset in packed:
+        a.ptr = block.ptr + offset
+    return block
+
+
+def _stage_device(where, a, shape):
+    """Set `a.step` for device argument `a` over `shape`."""
+    import numpy as np
     item = a.dtype.itemsize
     size = int(np.prod(a.shape, dtype=np.int64))
-    if a.host is not None:
-        flat, a.step = flat_input(a.host, shape)
-        a.owned = DeviceArray(dev, flat.shape, flat.dtype)
-        dev.to_device(a.owned.ptr, flat.ctypes.data, flat.nbytes)
-        a.ptr = a.owned.ptr
-        return
     contiguous = a.strides is None or tuple(a.strides) == _c_strides(a.shape, item)
     if size == 1:
         a.step = 0
@@ -99,7 +119,6 @@ def _stage(where, a, shape, dev):
 def call(v, values, out):
     """Run vectorized `v` (target "cuda") on bound arguments `values` with `out=`."""
     import numpy as np
-    from .runtime.cudadrv import DeviceArray
     where = v.__name__
     dev = _device(v.device)
     args = []
@@ -122,20 +141,21 @@ def call(v, values, out):
     fn = dev.function(code, name)
     n = int(np.prod(shape, dtype=np.int64))
     for a in args:
-        _stage(where, a, shape, dev)
+        if a.host is None:
+            _stage_device(where, a, shape)
     outs, results, copies = _outputs(where, out, shape, [result_dtype(t) for t in rtypes],
                                      on_device, dev)
-    failed = DeviceArray(dev, (1,), np.int64)
+    failed = _stage_host(args, shape, dev, n)
     if n:
-        start = ctypes.c_int64(n)  # (kept alive until the copy is done)
-        dev.to_device(failed.ptr, ctypes.addressof(start), 8)
         params = [ctypes.c_int64(n)]
         for a in args:
             params += [ctypes.c_uint64(a.ptr), ctypes.c_int64(a.step)]
         params += [ctypes.c_uint64(_ptr(o)) for o in outs]
         params.append(ctypes.c_uint64(failed.ptr))
         dev.launch(fn, dev.grid(n, BLOCK), BLOCK, params)
-        index = int(failed.copy_to_host()[0])
+        index = np.empty(1, np.int64)
+        dev.to_host(index.ctypes.data, failed.ptr, 8)
+        index = int(index[0])
         if index < n:
             _recover(v, args[:len(values)], shape, index, errors, dev)
     for host, o in copies:

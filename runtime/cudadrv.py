@@ -11,7 +11,8 @@ CUDA_ERROR_OUT_OF_MEMORY).
 
 `Device` loads PTX modules once per PTX text (JIT-compiled by the driver for the device, with
 the driver's error log in the exception), allocates, copies and launches on the legacy default
-stream, synchronously. `DeviceArray` is device memory lldiff allocated, exposing
+stream, synchronously. Its memory comes from a caching allocator (`Device.alloc`/`free`;
+`release()` gives the cached blocks back to the driver). `DeviceArray` is device memory lldiff allocated, exposing
 `__cuda_array_interface__` (v3) so CuPy, PyTorch and numba-cuda take it without a copy.
 
 Owns the driver API and device memory. Never imports lldiff's IR, passes or codegen; which
@@ -20,7 +21,6 @@ kernel to launch with what is lldiff/gpu.py's.
 
 import ctypes
 import ctypes.util
-import hashlib
 import os
 import sys
 import threading
@@ -188,6 +188,9 @@ class Device:
         self.context = ctx
         self._functions = {}
         self._lock = threading.Lock()
+        self._cached = {}   # block size -> [addresses of free blocks of that size]
+        self._sizes = {}    # address of a block in use -> its size
+        self.cached_bytes = 0
 
     def __repr__(self):
         return f"<lldiff CUDA device {self.ordinal}: {self.name}, {self.arch}>"
@@ -213,7 +216,7 @@ class Device:
 
     def function(self, ptx, name):
         """The kernel `name` of the PTX text `ptx`, its module loaded once per PTX text."""
-        key = (hashlib.sha256(ptx.encode()).hexdigest(), name)
+        key = (ptx, name)  # (a str caches its hash: a hit costs no pass over the text)
         fn = self._functions.get(key)
         if fn is not None:
             return fn
@@ -235,17 +238,59 @@ class Device:
             fn = self._functions[key] = f
             return fn
 
+    # --- memory: a caching allocator ---------------------------------------------------------
+    # cuMemAlloc + cuMemFree took ~80 us per pair on an H100 (2026-11-22), more than launching a
+    # small kernel, and a map call allocates its results, staged inputs and failure flag. So
+    # freed blocks are kept by size (rounded up to 512 bytes, as CuPy's pool does) and handed
+    # out again. Reusing a block at once is safe for lldiff's own work: every copy and launch
+    # here is synchronous. An allocation the driver refuses first gives the cached blocks back
+    # and tries again; at most CACHE_LIMIT bytes stay cached.
+
+    BLOCK_ROUND = 512
+    CACHE_LIMIT = 1 << 30
+
     def alloc(self, nbytes):
         """Device memory of `nbytes` bytes (at least one); its address."""
+        size = -(-max(1, nbytes) // self.BLOCK_ROUND) * self.BLOCK_ROUND
+        with self._lock:
+            free = self._cached.get(size)
+            if free:
+                ptr = free.pop()
+                self.cached_bytes -= size
+                self._sizes[ptr] = size
+                return ptr
         self._current()
         p = ctypes.c_uint64()
-        _check(self.lib, self.lib.cuMemAlloc_v2(ctypes.byref(p), max(1, nbytes)),
-               f"cuMemAlloc({nbytes} bytes)")
+        code = self.lib.cuMemAlloc_v2(ctypes.byref(p), size)
+        if code == _OUT_OF_MEMORY and self.cached_bytes:
+            self.release()
+            code = self.lib.cuMemAlloc_v2(ctypes.byref(p), size)
+        _check(self.lib, code, f"cuMemAlloc({nbytes} bytes)")
+        with self._lock:
+            self._sizes[p.value] = size
         return p.value
 
     def free(self, ptr):
+        """Give back memory `alloc` returned: kept for reuse, or returned to the driver when
+        the cache is full."""
+        with self._lock:
+            size = self._sizes.pop(ptr)
+            if self.cached_bytes + size <= self.CACHE_LIMIT:
+                self._cached.setdefault(size, []).append(ptr)
+                self.cached_bytes += size
+                return
         self._current()
         _check(self.lib, self.lib.cuMemFree_v2(ptr), "cuMemFree")
+
+    def release(self):
+        """Return every cached free block to the driver (memory in use stays)."""
+        with self._lock:
+            blocks = [p for free in self._cached.values() for p in free]
+            self._cached.clear()
+            self.cached_bytes = 0
+        self._current()
+        for p in blocks:
+            _check(self.lib, self.lib.cuMemFree_v2(p), "cuMemFree")
 
     def to_device(self, dptr, host_ptr, nbytes):
         if nbytes:

@@ -254,6 +254,50 @@ def test_driver_error_codes_become_exceptions():
         cudadrv.Device(_StubLib(), 3)
 
 
+class _MemoryStub(_StubLib):
+    """A stub whose cuMemAlloc hands out addresses until `capacity` bytes are in use."""
+
+    def __init__(self, capacity):
+        super().__init__()
+        self.capacity, self.used, self.blocks, self.next = capacity, 0, {}, 0x1000
+
+    def cuMemAlloc_v2(self, p, size):
+        self.calls.append("cuMemAlloc_v2")
+        if self.used + size > self.capacity:
+            return 2
+        p._obj.value, self.next = self.next, self.next + size
+        self.blocks[p._obj.value] = size
+        self.used += size
+        return 0
+
+    def cuMemFree_v2(self, ptr):
+        self.calls.append("cuMemFree_v2")
+        self.used -= self.blocks.pop(ptr)
+        return 0
+
+
+def test_freed_device_memory_is_reused_and_given_back_when_the_driver_runs_out():
+    lib = _MemoryStub(capacity=4096)
+    dev = cudadrv.Device(lib, 0)
+    a = dev.alloc(100)
+    assert lib.blocks[a] == 512  # sizes round up to 512 bytes
+    dev.free(a)
+    assert dev.cached_bytes == 512 and lib.calls.count("cuMemFree_v2") == 0
+    assert dev.alloc(300) == a and lib.calls.count("cuMemAlloc_v2") == 1  # reused
+    dev.free(a)
+    # 4096 bytes do not fit beside the cached block: the cache is given back, then it fits
+    b = dev.alloc(4096)
+    assert lib.calls.count("cuMemFree_v2") == 1 and dev.cached_bytes == 0 and lib.used == 4096
+    with pytest.raises(cudadrv.CudaMemoryError, match=r"cuMemAlloc\(1 bytes\)"):
+        dev.alloc(1)  # nothing cached to give back: the driver's error
+    dev.free(b)
+    dev.release()
+    assert lib.used == 0 and dev.cached_bytes == 0
+    dev.CACHE_LIMIT = 1024  # a block the cache has no room for goes back to the driver
+    dev.free(dev.alloc(2048))
+    assert lib.used == 0 and dev.cached_bytes == 0
+
+
 def test_modules_are_loaded_once_per_ptx_and_the_arch_follows_the_device():
     lib = _StubLib()
     dev = cudadrv.Device(lib, 0)
