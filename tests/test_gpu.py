@@ -183,6 +183,52 @@ def test_a_failing_element_raises_what_the_cpu_raises(dev):
         lldiff.vectorize(divide, target="cuda")(1.0, FakeDeviceArray(dev, n))
 
 
+def nested_failures(x, n):
+    s = 0.0
+    k = 0
+    while k < n:
+        if x > 0.0:
+            for i in range(3):
+                s += 1.0 / (x - i)  # fails for x = 1 or 2, in a loop in a branch in a loop
+        else:
+            s += k // (n - 4)  # fails for n = 4 (and x <= 0), in a branch in a loop
+        k += 1
+    return s + 1.0 / (n - 2)  # fails for n = 2, at the top
+
+
+def test_errors_in_nested_loops_and_branches_raise_what_the_cpu_raises(dev):
+    cases = [(1.0, 5), (2.0, 1), (-1.0, 4), (0.5, 2), (0.5, 0), (-3.0, 0)]
+    for f in (nested_failures, lldiff.grad(nested_failures, 0)):
+        for bad_x, bad_n in cases:
+            x = np.array([0.5, -0.5, bad_x, 3.5])
+            n = np.array([3, 6, bad_n, 1])
+            try:
+                want = lldiff.vectorize(f)(x, n)
+            except ArithmeticError as e:
+                with pytest.raises(type(e)) as got:
+                    lldiff.vectorize(f, target="cuda")(x, n)
+                assert str(got.value) == str(e)
+            else:
+                _same(lldiff.vectorize(f, target="cuda")(x, n), want)
+
+
+def test_on_a_gpu_errors_leave_loops_through_their_end():
+    """A warp reconverges where a divergent branch's paths meet again: an error must not
+    return from inside a loop, or threads leaving it at different iterations run what follows
+    group by group (codegen/llvm.py, `fail`). Two raises are inside the loop and one after it:
+    the GPU function returns on success, for the raise after the loop, and once for the error
+    passed on from the loop's end; the CPU's returns at each raise."""
+    from lldiff.codegen.llvm import emit_module
+    from lldiff.ir import F64, I64
+    spec = lldiff.jit(nested_failures)._ir((F64, I64))
+
+    def returns(target):
+        lm, _ = emit_module(spec.module, set(), target=target)
+        return str(lm.get_global(spec.symbol)).count("\n  ret i32")
+    assert returns("nvptx") == 3
+    assert returns("cpu") == 4
+
+
 def test_a_tape_too_long_for_a_gpu_thread_is_a_memory_error(dev):
     g = lldiff.grad(long_loop)
     n = np.array([3, 5, 100_000, 2])

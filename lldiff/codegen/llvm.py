@@ -58,6 +58,12 @@ class _Tape:
         self.align = align
 
 
+def _undef_from(phi, sites):
+    """`phi` takes undef from the error sites (status, block) entering its block."""
+    for _, blk in sites or ():
+        phi.add_incoming(L.Constant(phi.type, L.Undefined), blk)
+
+
 def _slot_bytes(t):
     return max(1, t.width // 8)
 
@@ -614,6 +620,7 @@ class _FuncEmitter:
         self.sincos_done = {}
         self.has_shadows = any(op.attrs.get("shadow") for op in f.walk())
         self.tapes = {}
+        self.error_exits = []  # GPU: [(end block, [(status, block)])] of enclosing constructs
         self.allocs = None  # head of this call's list of arrays (lldiff.alloc), if any
         aligns = _tape_alignments(f)
         for op in f.walk():
@@ -654,6 +661,54 @@ class _FuncEmitter:
         bd.store(t.inline, t.base)
         bd.store(L.Constant(L.IntType(64), TAPE_INLINE_BYTES), t.cap)
 
+    # --- errors inside structured control flow ------------------------------------------------
+    # A GPU warp reconverges at the immediate post-dominator of a divergent branch. An error
+    # returning from inside a loop makes that the function's end, so threads leaving a loop at
+    # different iterations ran all that follows it (a reverse sweep) group by group: the
+    # Bessel gradient ran with 3.9 of 32 threads active (H100, ncu). On GPU targets an error
+    # inside scf.if/for/while leaves through the construct's own end block, carrying its
+    # status, and is passed on from there; threads then meet again after every construct.
+    # The CPU keeps direct returns.
+
+    def fail(self, status):
+        """Leave with error `status` (an i32 value): through the end of the innermost
+        enclosing construct on a GPU target, else by returning it."""
+        if not self.error_exits:
+            self.ret_status(status)
+            return
+        end, sites = self.error_exits[-1]
+        sites.append((status, self.bd.block))
+        self.bd.branch(end)
+
+    def enter_construct(self, end):
+        """Errors inside the construct ending at block `end` go to `end` (GPU targets);
+        returns the list their (status, block) pairs collect in, or None."""
+        if self.ctx.target == "cpu":
+            return None
+        self.error_exits.append((end, []))
+        return self.error_exits[-1][1]
+
+    def leave_construct(self, sites, normal):
+        """In the construct's end block, after its result phis (which take undef from the
+        error `sites`): pass an error that came in on; `normal`: the blocks entering the end
+        without one."""
+        if sites is None:
+            return
+        self.error_exits.pop()
+        if not sites:
+            return
+        bd = self.bd
+        status = bd.phi(I32, name="status")
+        for blk in normal:
+            status.add_incoming(L.Constant(I32, 0), blk)
+        for code, blk in sites:
+            status.add_incoming(code, blk)
+        failed, cont = self.new_block("failed"), self.new_block("ok")
+        bd.cbranch(bd.icmp_signed("!=", status, L.Constant(I32, 0)), failed, cont)
+        bd.position_at_end(failed)
+        self.fail(status)
+        bd.position_at_end(cont)
+
     def ret_status(self, status):
         """Return `status` (an error) after releasing this frame's tapes and arrays."""
         for t in self.tapes.values():
@@ -677,7 +732,7 @@ class _FuncEmitter:
         fail, cont = self.new_block("out_of_memory"), self.new_block("allocated")
         bd.cbranch(bd.icmp_unsigned("==", ptr, L.Constant(PTR, None)), fail, cont)
         bd.position_at_end(fail)
-        self.ret_status(L.Constant(I32, code))
+        self.fail(L.Constant(I32, code))
         bd.position_at_end(cont)
 
     def free_arrays(self):
@@ -747,7 +802,7 @@ class _FuncEmitter:
             code = self.ctx.errors.code(
                 "MemoryError", f"a reverse-mode tape outgrew the {TAPE_INLINE_BYTES} bytes a "
                 "GPU thread has for it (a loop ran too long for reverse mode on the GPU)")
-            self.ret_status(L.Constant(I32, code))
+            self.fail(L.Constant(I32, code))
             bd.position_at_end(self.new_block("unreachable"))
             return
         fn = self.ctx.helper("lldiff.tape.reserve", _build_reserve)
@@ -861,7 +916,7 @@ class _FuncEmitter:
         fail, cont = self.new_block("raise"), self.new_block("ok")
         self.bd.cbranch(self.vals[op.operands[0]], fail, cont)
         self.bd.position_at_end(fail)
-        self.ret_status(L.Constant(I32, code))
+        self.fail(L.Constant(I32, code))
         self.bd.position_at_end(cont)
         return []
 
@@ -873,7 +928,7 @@ class _FuncEmitter:
         bad = self.bd.icmp_signed("!=", status, L.Constant(I32, 0))
         self.bd.cbranch(bad, fail, cont)
         self.bd.position_at_end(fail)
-        self.ret_status(status)
+        self.fail(status)
         self.bd.position_at_end(cont)
         results = [self.bd.load(s) for s in slots]
         for r, v in zip(op.results, results):
@@ -892,6 +947,7 @@ class _FuncEmitter:
         bd = self.bd
         then_b, else_b, merge = (self.new_block(s) for s in ("then", "else", "endif"))
         bd.cbranch(self.vals[op.operands[0]], then_b, else_b)
+        sites = self.enter_construct(merge)
         incoming = []
         for region, start in zip(op.regions, (then_b, else_b)):
             bd.position_at_end(start)
@@ -904,7 +960,9 @@ class _FuncEmitter:
             phi = bd.phi(llvm_type(r.type), name=(r.hint or "").lstrip("."))
             for vals, blk in incoming:
                 phi.add_incoming(vals[i], blk)
+            _undef_from(phi, sites)
             results.append(phi)
+        self.leave_construct(sites, [blk for _, blk in incoming])
         return results
 
     def op_scf_for(self, op):
@@ -922,6 +980,7 @@ class _FuncEmitter:
         for phi, v in zip(carried, inits):
             phi.add_incoming(v, pre)
         bd.cbranch(bd.icmp_signed("<", iv, ub), body, done)
+        sites = self.enter_construct(done)
         bd.position_at_end(body)
         self.vals[body_blk.args[0]] = iv
         for a, phi in zip(body_blk.args[1:], carried):
@@ -934,6 +993,7 @@ class _FuncEmitter:
         for phi, v in zip(carried, out):
             phi.add_incoming(v, latch)
         bd.position_at_end(done)
+        self.leave_construct(sites, [head])  # (the head's phis dominate every error site)
         return carried
 
     def op_scf_while(self, op):
@@ -942,6 +1002,7 @@ class _FuncEmitter:
         pre = bd.block
         head, body, done = (self.new_block(s) for s in ("while.head", "while.body", "while.end"))
         bd.branch(head)
+        sites = self.enter_construct(done)
         bd.position_at_end(head)
         phis = [bd.phi(llvm_type(a.type), name=(a.hint or "").lstrip(".")) for a in before.args]
         for phi, v in zip(phis, op.operands):
@@ -949,6 +1010,7 @@ class _FuncEmitter:
         for a, phi in zip(before.args, phis):
             self.vals[a] = phi
         cond, *passed = self.block(before)
+        exit_from = bd.block
         bd.cbranch(cond, body, done)
         bd.position_at_end(body)
         for a, v in zip(after.args, passed):
@@ -959,4 +1021,13 @@ class _FuncEmitter:
         for phi, v in zip(phis, out):
             phi.add_incoming(v, latch)
         bd.position_at_end(done)
+        if sites:  # `passed` is made in the before region, after some error sites
+            results = []
+            for v in passed:
+                phi = bd.phi(v.type)
+                phi.add_incoming(v, exit_from)
+                _undef_from(phi, sites)
+                results.append(phi)
+            passed = results
+        self.leave_construct(sites, [exit_from])
         return passed
