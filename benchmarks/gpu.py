@@ -6,6 +6,7 @@ ONE run.
   lldiff GPU, device arrays   vectorize(grad / jacfwd, target="cuda") on a DeviceArray (the
                               kernel, its launch and the failure check; no host copies)
   lldiff GPU, numpy in/out    the same from numpy arrays (adds both PCIe copies)
+  (and, printed apart, the time of a call on one point: the launch path's fixed cost)
   lldiff CPU, all threads     vectorize(grad / jacfwd) (the CPU batch map)
   JAX GPU (if installed with CUDA): jit(vmap(jvp(f))) with lax.while_loop, x64
 Every result is checked against scipy.special.jvp (1e-10 relative to the scale), and the GPU's
@@ -106,7 +107,10 @@ def main(argv=None):
         rows.append((f"lldiff GPU {kind}, numpy in/out", kind, t, out))
         t, out = best(lambda: on_cpu(2, z), max(3, args.repeats // 3))
         rows.append((f"lldiff CPU {kind}, {os.cpu_count()} threads", kind, t, out))
-        print(f"# {kind}: first GPU call (PTX + module load) {compile_s:.2f} s")
+        one = cudadrv.to_device(z[:1], dev)
+        t1, _ = best(lambda: on_gpu(2, one), 100)
+        print(f"# {kind}: first GPU call (PTX + module load) {compile_s:.2f} s; a call on one "
+              f"point (device array) {t1 * 1e6:.0f} us")
     cpu = {kind: out for label, kind, _, out in rows if "CPU" in label}
     jx = jax_rows(z, args.repeats)
     if isinstance(jx, str):
