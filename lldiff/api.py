@@ -103,6 +103,10 @@ class Dispatcher:
         self.__module__ = py_func.__module__
         self.__wrapped__ = py_func
         self._signature = _inspect.signature(py_func)
+        params = self._signature.parameters.values()
+        # the common call, every parameter given by position: bound without inspect (~15 us)
+        self._positional = tuple(p.name for p in params) if all(
+            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params) else None
         self._specs = {}
         self._in_progress = {}  # types -> the specialization whose IR is being built
         self._derivs = {}
@@ -139,6 +143,9 @@ class Dispatcher:
         return spec.entry(*[_canonical(v) for _, v in values])
 
     def _bind(self, args, kwargs):
+        names = self._positional
+        if not kwargs and names is not None and len(args) == len(names):
+            return list(zip(names, args))
         try:
             bound = self._signature.bind(*args, **kwargs)
         except TypeError as e:

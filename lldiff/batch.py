@@ -131,17 +131,28 @@ class _Plan:
         self.seeds, self.nums, self.n_results = seeds, nums, n_results
 
 
+_KINDS = {}  # dtype kind -> IR type, and IR type -> result dtype (filled on first use: the
+# imports stay lazy, and a call pays a dict lookup, not an import statement)
+
+
+def _kinds():
+    if not _KINDS:
+        import numpy as np
+
+        from .ir import F64, I1, I64
+        _KINDS.update({"f": F64, "i": I64, "u": I64, "b": I1,
+                       F64: np.dtype(np.float64), I64: np.dtype(np.int64), I1: np.dtype(np.bool_)})
+    return _KINDS
+
+
 def arg_type(a):
     """The IR type of a mapped argument from its numpy array (of host_array's dtypes)."""
-    from .ir import F64, I1, I64
-    return F64 if a.dtype.kind == "f" else I64 if a.dtype.kind in "iu" else I1
+    return _kinds()[a.dtype.kind]
 
 
 def result_dtype(t):
     """The numpy dtype of a kernel result of IR type `t`."""
-    import numpy as np
-    from .ir import F64, I64
-    return np.float64 if t is F64 else np.int64 if t is I64 else np.bool_
+    return _kinds()[t]
 
 
 def _is_dask(v):
@@ -188,6 +199,7 @@ class _Vectorized:
         self.target = target
         self.device = device
         self.progress = False
+        self._plans = {}  # argument types -> _Plan
         self.simd = True
         self.__name__ = f"vectorize({d.__name__})"
         self.__doc__ = f"{d.__name__} applied elementwise over arrays (lldiff.vectorize)."
@@ -261,7 +273,15 @@ class _Vectorized:
 
     def plan(self, types):
         """What the map of these argument types runs: the kernel variant, the constant seed
-        inputs appended to the arguments, and how the results are shaped."""
+        inputs appended to the arguments, and how the results are shaped (made once per
+        `types`)."""
+        types = tuple(types)
+        got = self._plans.get(types)
+        if got is None:
+            got = self._plans[types] = self._plan(types)
+        return got
+
+    def _plan(self, types):
         if self.gradient is None:
             return _Plan(())
         nums, mask = self.gradient.mask(types)

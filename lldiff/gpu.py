@@ -23,6 +23,7 @@ libcuda directly.
 
 import builtins
 import ctypes
+import math
 
 from .batch import arg_type, broadcast, flat_input, host_array, result_dtype
 
@@ -89,9 +90,9 @@ def _stage_host(args, shape, dev, n):
             a.owned = DeviceArray(dev, flat.shape, flat.dtype)
             dev.to_device(a.owned.ptr, flat.ctypes.data, flat.nbytes)
             a.ptr = a.owned.ptr
-    host = np.frombuffer(b"".join(slots), np.uint8)
-    block = DeviceArray(dev, host.shape, np.uint8)
-    dev.to_device(block.ptr, host.ctypes.data, host.nbytes)
+    host = ctypes.create_string_buffer(b"".join(slots), 8 * len(slots))
+    block = DeviceArray(dev, (len(host),), np.uint8)
+    dev.to_device(block.ptr, ctypes.addressof(host), len(host))
     for a, offset in packed:
         a.ptr = block.ptr + offset
     return block
@@ -99,9 +100,8 @@ def _stage_host(args, shape, dev, n):
 
 def _stage_device(where, a, shape):
     """Set `a.step` for device argument `a` over `shape`."""
-    import numpy as np
     item = a.dtype.itemsize
-    size = int(np.prod(a.shape, dtype=np.int64))
+    size = math.prod(a.shape)
     contiguous = a.strides is None or tuple(a.strides) == _c_strides(a.shape, item)
     if size == 1:
         a.step = 0
@@ -139,7 +139,7 @@ def call(v, values, out):
     code, name, rtypes, errors = v.d._gpu_kernel(
         types, *plan.kernel, arch=dev.arch, emulate=getattr(dev, "emulated", False))
     fn = dev.function(code, name)
-    n = int(np.prod(shape, dtype=np.int64))
+    n = math.prod(shape)
     for a in args:
         if a.host is None:
             _stage_device(where, a, shape)
@@ -153,9 +153,9 @@ def call(v, values, out):
         params += [ctypes.c_uint64(_ptr(o)) for o in outs]
         params.append(ctypes.c_uint64(failed.ptr))
         dev.launch(fn, dev.grid(n, BLOCK), BLOCK, params)
-        index = np.empty(1, np.int64)
-        dev.to_host(index.ctypes.data, failed.ptr, 8)
-        index = int(index[0])
+        index = ctypes.c_int64()
+        dev.to_host(ctypes.addressof(index), failed.ptr, 8)
+        index = index.value
         if index < n:
             _recover(v, args[:len(values)], shape, index, errors, dev)
     for host, o in copies:

@@ -21,6 +21,7 @@ kernel to launch with what is lldiff/gpu.py's.
 
 import ctypes
 import ctypes.util
+import math
 import os
 import sys
 import threading
@@ -334,7 +335,7 @@ class DeviceArray:
         self.device = dev
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
-        self.size = int(np.prod(self.shape, dtype=np.int64))
+        self.size = math.prod(self.shape)
         self.nbytes = self.size * self.dtype.itemsize
         self.ptr = dev.alloc(self.nbytes)
 
