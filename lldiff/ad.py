@@ -251,11 +251,11 @@ def jacfwd(f, argnums=0):
     plans = {}  # numbers only: _plan_key -> a call repeating the one sweep
 
     def jac(*args, **kwargs):
-        key = None if kwargs else _plan_key(args)
-        if key is not None:
-            plan = plans.get(key)
+        if plans and not kwargs:  # (keys of numbers alone: their types, as _plan_key's)
+            plan = plans.get(tuple(map(type, args)))
             if plan is not None:
                 return plan(args)
+        key = None if kwargs else _plan_key(args)
         values = d._bind(args, kwargs)
         types = tuple(d._arg_type(name, v) for name, v in values)
         _check_argnums(d, "jacfwd", values, types, nums)
@@ -403,10 +403,12 @@ def _np():
     return numpy
 
 
-def _grad_call(d, who, nums, has_aux, args, kwargs, plans=None, checkpoints=None):
+def _grad_call(d, who, nums, has_aux, args, kwargs, plans=None, checkpoints=None,
+               direct=None):
     """One native reverse sweep: (value, aux or None, gradients in argnums order). `plans`
     (a dict) remembers, per `_plan_key`, a plan that repeats such a call without the checks
-    it passed."""
+    it passed; `direct` (a dict), for calls on numbers alone returning (value, gradient) with
+    one gradient, the native entry itself, keyed by the argument types."""
     if plans is not None and not kwargs:
         key = _plan_key(args)
         plan = plans.get(key)
@@ -463,6 +465,8 @@ def _grad_call(d, who, nums, has_aux, args, kwargs, plans=None, checkpoints=None
                     return _SLOW
                 return call(args)
             plans[key] = plan if checked else scalars_only if not arrays and n == 1 else call
+            if direct is not None and not checked and n == 1 and len(order) == 1:
+                direct[key] = entry  # (its native result is (value, gradient))
     return call([_canonical(v) for _, v in values])
 
 
@@ -491,9 +495,15 @@ def grad(f, argnums=0, has_aux=False, checkpoints=None):
     nums, single = _argnums(argnums, "grad")
 
     plans = {}
+    direct = {} if single and not has_aux else None  # argument types -> native entry
 
     def g(*args, **kwargs):
-        _, aux, gs = _grad_call(d, "grad", nums, has_aux, args, kwargs, plans, checkpoints)
+        if direct and not kwargs:  # numbers alone, seen before: the native call and no more
+            entry = direct.get(tuple(map(type, args)))
+            if entry is not None:
+                return entry(*args)[1]
+        _, aux, gs = _grad_call(d, "grad", nums, has_aux, args, kwargs, plans, checkpoints,
+                                direct)
         out = gs[0] if single else tuple(gs)
         return (out, aux) if has_aux else out
 
@@ -512,10 +522,15 @@ def value_and_grad(f, argnums=0, has_aux=False, checkpoints=None):
     nums, single = _argnums(argnums, "value_and_grad")
 
     plans = {}
+    direct = {} if single and not has_aux else None  # argument types -> native entry
 
     def vg(*args, **kwargs):
+        if direct and not kwargs:  # numbers alone, seen before: the native call and no more
+            entry = direct.get(tuple(map(type, args)))
+            if entry is not None:
+                return entry(*args)
         y, aux, gs = _grad_call(d, "value_and_grad", nums, has_aux, args, kwargs, plans,
-                                checkpoints)
+                                checkpoints, direct)
         out = gs[0] if single else tuple(gs)
         return ((y, aux) if has_aux else y), out
 

@@ -302,6 +302,29 @@ def test_has_aux():
         lldiff.grad(square, has_aux=True)(1.0)
 
 
+def scaled_sine(x, y):
+    return math.sin(x) * y
+
+
+def test_repeated_calls_on_numbers_take_the_native_entry_and_still_check_types():
+    """After a first call on numbers, grad and value_and_grad call the native entry for calls
+    with the same argument types (ad.py's `direct`); other types take the checked path."""
+    g = lldiff.grad(scaled_sine)
+    vg = lldiff.value_and_grad(scaled_sine, argnums=1)
+    for x, y in ((0.3, 2.0), (1.1, -0.5), (2.0, 3.0)):
+        assert g(x, y) == pytest.approx(math.cos(x) * y, rel=1e-15)
+        v, dy = vg(x, y)
+        assert v == pytest.approx(math.sin(x) * y, rel=1e-15)
+        assert dy == pytest.approx(math.sin(x), rel=1e-15)
+    assert g(0.3, 2) == pytest.approx(math.cos(0.3) * 2, rel=1e-15)  # (float, int): compiles
+    assert vg(0.3, np.float64(2.0))[1] == pytest.approx(math.sin(0.3), rel=1e-15)
+    with pytest.raises(TypeError, match="argument 'x' \\(argnums 0\\) is an int"):
+        g(1, 2.0)
+    with pytest.raises(TypeError, match="argument 'y' \\(argnums 1\\) is an int"):
+        vg(0.3, 2)
+    assert g(y=2.0, x=0.3) == pytest.approx(math.cos(0.3) * 2, rel=1e-15)  # keywords: bound
+
+
 def test_grad_errors_name_the_argument():
     with pytest.raises(TypeError, match="argument 'n' \\(argnums 1\\) is an int"):
         lldiff.grad(with_aux, argnums=1, has_aux=True)(3.0, 2)
