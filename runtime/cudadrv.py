@@ -12,8 +12,9 @@ CUDA_ERROR_OUT_OF_MEMORY).
 `Device` loads PTX modules once per PTX text (JIT-compiled by the driver for the device, with
 the driver's error log in the exception), allocates, copies and launches on the legacy default
 stream, synchronously. Its memory comes from a caching allocator (`Device.alloc`/`free`;
-`release()` gives the cached blocks back to the driver). `DeviceArray` is device memory lldiff allocated, exposing
-`__cuda_array_interface__` (v3) so CuPy, PyTorch and numba-cuda take it without a copy.
+`release()` gives the cached blocks back to the driver). `DeviceArray` is device memory
+lldiff allocated, exposing `__cuda_array_interface__` (v3) so CuPy, PyTorch and numba-cuda
+take it without a copy.
 
 Owns the driver API and device memory. Never imports lldiff's IR, passes or codegen; which
 kernel to launch with what is lldiff/gpu.py's.
