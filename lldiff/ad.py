@@ -403,12 +403,28 @@ def _np():
     return numpy
 
 
+class _Direct(dict):
+    """Argument types (`tuple(map(type, args))`) -> the native entry of a gradient with one
+    differentiated argument and no aux, returning (value, gradient): for numbers, or arrays
+    (the entry makes the gradient array itself, codegen/abi.py `py_alloc`). Its fallback,
+    for arguments its own checks refuse (another dtype, rank or layout under the same types,
+    an unaligned array...), is `slow`: the checked path, returning the same pair."""
+
+    def __init__(self, d, who, nums, plans, checkpoints):
+        super().__init__()
+
+        def slow(*args, **kwargs):
+            y, _, gs = _grad_call(d, who, nums, False, args, kwargs, plans, checkpoints)
+            return y, gs[0]
+        self.slow = slow
+
+
 def _grad_call(d, who, nums, has_aux, args, kwargs, plans=None, checkpoints=None,
                direct=None):
     """One native reverse sweep: (value, aux or None, gradients in argnums order). `plans`
     (a dict) remembers, per `_plan_key`, a plan that repeats such a call without the checks
-    it passed; `direct` (a dict), for calls on numbers alone returning (value, gradient) with
-    one gradient, the native entry itself, keyed by the argument types."""
+    it passed; `direct` (a `_Direct`), for calls with one gradient and one result, the native
+    entry itself, keyed by the argument types (`_Direct`)."""
     if plans is not None and not kwargs:
         key = _plan_key(args)
         plan = plans.get(key)
@@ -463,10 +479,18 @@ def _grad_call(d, who, nums, has_aux, args, kwargs, plans=None, checkpoints=None
             def plan(args):
                 if not _arrays_ok(args, checked, writes):
                     return _SLOW
-                return call(args)
+                return call(args) if n > 1 or not arrays else allocating(args)
+
+            srt = sorted(nums)
+            pick = [srt.index(k) for k in nums]
+
+            def allocating(args):  # the entry point makes the arrays' gradients itself
+                # (codegen/abi.py `py_alloc`): (value, g) or (value, (g...)), argument order
+                y, g = entry(*args)
+                return y, None, [g] if len(pick) == 1 else [g[i] for i in pick]
             plans[key] = plan if checked else scalars_only if not arrays and n == 1 else call
-            if direct is not None and not checked and n == 1 and len(order) == 1:
-                direct[key] = entry  # (its native result is (value, gradient))
+            if direct is not None and n == 1 and len(nums) == 1:
+                direct.setdefault(tuple(map(type, args)), spec.rebound(direct.slow))
     return call([_canonical(v) for _, v in values])
 
 
@@ -495,10 +519,10 @@ def grad(f, argnums=0, has_aux=False, checkpoints=None):
     nums, single = _argnums(argnums, "grad")
 
     plans = {}
-    direct = {} if single and not has_aux else None  # argument types -> native entry
+    direct = _Direct(d, "grad", nums, plans, checkpoints) if single and not has_aux else None
 
     def g(*args, **kwargs):
-        if direct and not kwargs:  # numbers alone, seen before: the native call and no more
+        if direct and not kwargs:  # types seen before: the native call and no more
             entry = direct.get(tuple(map(type, args)))
             if entry is not None:
                 return entry(*args)[1]
@@ -522,10 +546,11 @@ def value_and_grad(f, argnums=0, has_aux=False, checkpoints=None):
     nums, single = _argnums(argnums, "value_and_grad")
 
     plans = {}
-    direct = {} if single and not has_aux else None  # argument types -> native entry
+    direct = _Direct(d, "value_and_grad", nums, plans, checkpoints) \
+        if single and not has_aux else None
 
     def vg(*args, **kwargs):
-        if direct and not kwargs:  # numbers alone, seen before: the native call and no more
+        if direct and not kwargs:  # types seen before: the native call and no more
             entry = direct.get(tuple(map(type, args)))
             if entry is not None:
                 return entry(*args)

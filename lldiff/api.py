@@ -65,7 +65,8 @@ def jit(fn=None, *, opt=None, verify=None, boundscheck=None, cache=False, fastma
 
 class _Specialization:
     __slots__ = ("types", "symbol", "func", "callees", "module", "library", "entry",
-                 "compile_time", "llvm_text", "before_tape", "timings", "kind", "variant")
+                 "entry_address", "compile_time", "llvm_text", "before_tape", "timings",
+                 "kind", "variant")
 
     def __init__(self, types, symbol):
         self.types = types
@@ -75,12 +76,19 @@ class _Specialization:
         self.module = None
         self.library = None
         self.entry = None
+        self.entry_address = None
         self.compile_time = 0.0
         self.llvm_text = None
         self.before_tape = None  # vjp: the IR text with abstract ad.push/ad.pop
         self.timings = {}  # stage -> seconds (frontend, pass:<name>, codegen, llvm-*, jit)
         self.kind = "primal"
         self.variant = ("primal",)  # the transformation, as the disk cache keys it
+
+    def rebound(self, fallback):
+        """Another builtin of the same native entry point, handing what it refuses to
+        `fallback` (a caller's own slow path) instead of the one `entry` has."""
+        from .runtime import make_builtin
+        return make_builtin(self.entry_address, self.entry.__name__, fallback, self.library)
 
 
 class Dispatcher:
@@ -319,7 +327,8 @@ class Dispatcher:
         lib, addresses = self._machine_code(spec.types, spec.variant, text, [entry_sym], meta,
                                             spec.timings)
         spec.library = lib
-        spec.entry = make_builtin(addresses[entry_sym], self.__name__, fallback, lib)
+        spec.entry_address = addresses[entry_sym]
+        spec.entry = make_builtin(spec.entry_address, self.__name__, fallback, lib)
         spec.compile_time += time.perf_counter() - t0
         if os.environ.get("LLDIFF_TIMING", "") not in ("", "0"):
             _report_timing(self.__name__, spec)
@@ -497,6 +506,8 @@ class Dispatcher:
             if kind == "grad" and sum(m and t.is_float for m, t in zip(mask, types)) > 1:
                 # the entry point returns (value, [aux...,] (g1, g2, ...))
                 module[name].attrs["py_group"] = len(primal.func.result_types)
+            if kind == "grad":
+                _mark_alloc(module[name], types, mask, len(primal.func.result_types))
             d.func = module[name]
             d.module = module
             d.compile_time = time.perf_counter() - t0
@@ -759,23 +770,24 @@ class JitGrad(Dispatcher):
         _check_arrays(self.__name__, values, writes)
         if not arrays:
             return entry(*[v for _, v in values])
-
-        def call(args):  # float arrays: their gradients accumulate into zero arrays made here
-            np = _numpy()
-            shadows = {i: np.zeros(args[i].shape, args[i].dtype) for i in arrays}
-            out = entry(*args, *shadows.values())
-            out = out if isinstance(out, tuple) else (out,)
-            rest = out[1] if len(scalars) > 1 else out[1:]
-            grads = dict(zip(scalars, rest))
-            grads.update(shadows)
-            order = sorted(grads)
-            return out[0], (grads[order[0]] if len(order) == 1 else
-                            tuple(grads[i] for i in order))
-
         if key is not None and len(args) == len(values):
+            # float arrays: called with the primal arguments alone, the entry point makes the
+            # zeroed arrays their gradients accumulate into (codegen/abi.py `py_alloc`)
             checked = [i for i, (_, v) in enumerate(values) if type(v) is _numpy().ndarray]
-            self._plans[("jit_grad",) + key] = (call, checked, writes)
-        return call([v for _, v in values])
+            self._plans[("jit_grad",) + key] = (lambda a: entry(*a), checked, writes)
+        # here the arrays are passed, so that a call the entry point refuses cannot come
+        # back to this method
+        np = _numpy()
+        args = [v for _, v in values]
+        shadows = {i: np.zeros(args[i].shape, args[i].dtype) for i in arrays}
+        out = entry(*args, *shadows.values())
+        out = out if isinstance(out, tuple) else (out,)
+        rest = out[1] if len(scalars) > 1 else out[1:]
+        grads = dict(zip(scalars, rest))
+        grads.update(shadows)
+        order = sorted(grads)
+        return out[0], (grads[order[0]] if len(order) == 1 else
+                        tuple(grads[i] for i in order))
 
     def _ready(self, values):
         mask = _grad_mask(values)
@@ -797,10 +809,27 @@ class JitGrad(Dispatcher):
                             f"float; it returns {got}")
         d = self._derived(types, "grad", mask, seeded=(True,), fallback=self._dispatch)
         cls = type(self)
-        if "__call__" not in cls.__dict__ and cls is not JitGrad and \
-                not any(t.is_memref for t in types):
-            cls.__call__ = d.entry  # the fast path: a builtin, not a Python method
+        if "__call__" not in cls.__dict__ and cls is not JitGrad:
+            cls.__call__ = d.entry  # the fast path: a builtin, not a Python method (with
+            # float arrays, it makes their gradient arrays itself)
         return d
+
+
+def _mark_alloc(func, types, mask, n_results):
+    """Let the entry point of gradient `func` make its zeroed gradient arrays itself when
+    called with the primal arguments only (codegen/abi.py `py_alloc`): it then returns
+    (results..., gradient) with the gradient of each differentiated argument in argument
+    order -- the value `@jit_grad` returns, from one native call."""
+    shadows, order, scalar = [], [], n_results
+    for i, (m, t) in enumerate(zip(mask, types)):
+        if m and t.is_float:
+            order.append(scalar)
+            scalar += 1
+        elif m and t.is_memref and t.elem.is_float:
+            shadows.append(i)
+            order.append(-len(shadows))
+    if shadows:
+        func.attrs["py_alloc"] = (n_results, tuple(shadows), tuple(order))
 
 
 def _map_proto():

@@ -7,7 +7,8 @@ Never imports lldiff's IR or passes.
 __all__ = ["get_engine", "make_builtin", "process_symbol", "process_imports", "counters",
            "PROCESS_SYMBOLS"]
 
-PROCESS_SYMBOLS = ("lldiff.ndarray_type", "lldiff.array_boxer", "lldiff.counters")
+PROCESS_SYMBOLS = ("lldiff.ndarray_type", "lldiff.array_boxer", "lldiff.numpy_zeros",
+                   "lldiff.counters")
 # The layout of "lldiff.counters" (lldiff.codegen.abi.COUNTER_SLOTS, repeated here so that
 # this package needs nothing of lldiff's compiler).
 _COUNTER_SLOTS = ("tape_bytes", "tape_peak", "recomputed_steps", "snapshots")
@@ -27,10 +28,13 @@ def make_builtin(address, name, fallback, owner):
 def process_symbol(name):
     """The address compiled code binds external symbol `name` to, for the objects of this
     process it refers to by name (lldiff.codegen.abi: the ndarray type, the array boxer of
-    arrays.py); None for other names (libraries' symbols, found by the loader)."""
+    arrays.py, numpy.zeros); None for other names (libraries' symbols, found by the loader)."""
     if name == "lldiff.ndarray_type":
         import numpy
         return id(numpy.ndarray)
+    if name == "lldiff.numpy_zeros":
+        import numpy
+        return id(numpy.zeros)
     if name == "lldiff.array_boxer":
         from .arrays import wrap_array
         return id(wrap_array)

@@ -4,6 +4,7 @@ differences, and the dot-product identity <grad f, v> = jvp(f, x, v) between the
 """
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -495,3 +496,89 @@ def test_planned_scalar_calls_equal_first_calls():
 
 def lambda_free_first(a, n, b):
     return a * math.sin(b) ** n
+
+
+def _weighted(x, c, A):
+    s = 0.0
+    for i in range(A.shape[0]):
+        for j in range(A.shape[1]):
+            s += A[i, j] * x[j] * c
+    return s / c ** 2
+
+
+def test_the_entry_point_makes_the_gradient_arrays_fresh_on_every_call():
+    """Called with the primal arguments alone, a gradient's entry point allocates the zeroed
+    arrays the gradients accumulate into (codegen/abi.py `py_alloc`): every call returns new
+    arrays, in argument order among the scalars, with the closed-form values."""
+    rng = np.random.default_rng(3)
+    x, A, c = rng.standard_normal(4), rng.standard_normal((3, 4)), 1.7
+    want_x, want_A = A.sum(axis=0) / c, np.outer(np.ones(3), x) / c
+    want_c = -(A @ x).sum() / c ** 2
+    jg = lldiff.jit_grad(_weighted)
+    vg = lldiff.value_and_grad(_weighted, argnums=2)
+    g = lldiff.grad(_weighted)
+    before = sys.getrefcount(x), sys.getrefcount(A)
+    seen = []
+    for _ in range(3):  # the first call is the checked path, then the entry point
+        y, (gx, gc, gA) = jg(x, c, A)
+        assert y == pytest.approx((A @ x).sum() / c, rel=1e-14)
+        np.testing.assert_allclose(gx, want_x, rtol=1e-14)
+        np.testing.assert_allclose(gA, want_A, rtol=1e-14)
+        assert gc == pytest.approx(want_c, rel=1e-14)
+        assert gA.shape == A.shape and gA.flags.c_contiguous and gA.flags.writeable
+        y2, gA2 = vg(x, c, A)
+        assert y2 == y
+        np.testing.assert_array_equal(gA2, gA)
+        np.testing.assert_array_equal(g(x, c, A), gx)
+        seen += [gx, gA, gA2]
+        gx[:] = 99.0  # owned by the caller: the next call starts from zeros again
+    assert len({id(a) for a in seen}) == len(seen)
+    assert (sys.getrefcount(x), sys.getrefcount(A)) == before
+
+
+def test_gradient_entry_points_hand_other_dtypes_and_layouts_to_the_checked_path():
+    """One native entry serves a transformation's calls of the same Python types; arrays it
+    refuses (another dtype or layout, unaligned) take the checked path with its results or
+    its clear error."""
+    vg = lldiff.value_and_grad(poorman_norm)
+    g = lldiff.grad(poorman_norm)
+    x = np.linspace(-1.0, 2.0, 9)
+    for arr in (x, x.astype(np.float32), x[::2], x, x.astype(np.float32)):
+        y, gx = vg(arr)
+        ref = arr.astype(np.float64)
+        rtol = 1e-6 if arr.dtype == np.float32 else 1e-14
+        assert y == pytest.approx(np.linalg.norm(ref), rel=rtol)
+        assert gx.dtype == arr.dtype and gx.shape == arr.shape
+        np.testing.assert_allclose(gx, ref / np.linalg.norm(ref), rtol=rtol)
+        np.testing.assert_array_equal(g(arr), gx)
+    raw = np.zeros(9 * 8 + 1, dtype=np.uint8)[1:].view(np.float64)  # misaligned
+    raw[:] = x
+    for fn in (vg, g):
+        with pytest.raises(ValueError, match="aligned"):
+            fn(raw)
+
+
+def _sum_over(x, d):
+    s = 0.0
+    for i in range(len(x)):
+        s += x[i] * x[i]
+    return s / d
+
+
+def test_an_error_after_the_gradient_arrays_are_made_releases_them():
+    import tracemalloc
+    x = np.ones(1 << 20)  # 8 MiB: a leaked gradient array would show
+    jg, g = lldiff.jit_grad(_sum_over), lldiff.grad(_sum_over)
+    assert jg(x, 2.0)[0] == pytest.approx(x.size / 2.0)
+    assert g(x, 2.0)[0] == pytest.approx(1.0)
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        for _ in range(10):
+            for fn in (jg, g):
+                with pytest.raises(ZeroDivisionError):
+                    fn(x, 0.0)
+        grown = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    assert grown < x.nbytes

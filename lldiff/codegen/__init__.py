@@ -11,7 +11,8 @@ __all__ = ["emit", "emit_map_module", "emit_spmd_map_module", "entry_name", "map
 
 def emit(module, entries, name="lldiff", fastmath=False):
     """LLVM IR text for `module`, exporting `entries` (IR func names) with entry points
-    (which may reference the process symbols of abi.py: NDARRAY_TYPE, ARRAY_BOXER)."""
+    (which may reference the process symbols of abi.py: NDARRAY_TYPE, ARRAY_BOXER,
+    NUMPY_ZEROS)."""
     lm, errors = emit_module(module, set(entries), name, fastmath)
     for fname in entries:
         emit_entry(lm, module[fname], errors)

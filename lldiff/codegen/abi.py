@@ -6,6 +6,11 @@ native function, turns a nonzero status into the Python exception of the error t
 boxes the results (a tuple for several). Anything else -- keywords, a wrong count, other
 types -- is handed to `self`, a Python callable (the dispatcher's slow path), unchanged.
 
+A gradient taking float arrays (attribute `py_alloc`) also accepts the primal arguments
+alone: it then makes the zeroed arrays the gradients accumulate into itself (numpy.zeros of
+each array's shape and dtype) and returns `(value, gradient)` the way `@jit_grad` does --
+one native call from Python, no Python frame.
+
 Owns the argument ABI; object layouts assume CPython's non-debug build (ob_type at 8,
 PyFloatObject.ob_fval at 16). Must not import llvmlite.binding.
 """
@@ -26,6 +31,7 @@ _I64 = L.IntType(64)
 # them to id(numpy.ndarray) and to the array boxer (runtime.process_symbols).
 NDARRAY_TYPE = "lldiff.ndarray_type"
 ARRAY_BOXER = "lldiff.array_boxer"
+NUMPY_ZEROS = "lldiff.numpy_zeros"
 
 
 def entry_name(symbol):
@@ -75,8 +81,14 @@ def emit_entry(lm, func, errors):
     true_obj = _extern_global(lm, "_Py_TrueStruct")
     false_obj = _extern_global(lm, "_Py_FalseStruct")
 
+    # py_alloc = (number of primal results, primal index per shadow array, gradient order:
+    # k >= 0 the result k, k < 0 the shadow -k - 1)
+    alloc = func.attrs.get("py_alloc")
+    n_primal = len(func.args) - (len(alloc[1]) if alloc else 0)
     nargs = bd.and_(nargsf, L.Constant(_I64, (1 << 63) - 1))
-    ok = bd.and_(bd.icmp_unsigned("==", nargs, L.Constant(_I64, len(func.args))),
+    full = bd.icmp_unsigned("==", nargs, L.Constant(_I64, len(func.args)))
+    short = bd.icmp_unsigned("==", nargs, L.Constant(_I64, n_primal)) if alloc else None
+    ok = bd.and_(bd.or_(full, short) if alloc else full,
                  bd.icmp_unsigned("==", kwnames, L.Constant(_PTR, None)))
     start = fn.append_basic_block("unbox")
     bd.cbranch(ok, start, fallback)
@@ -86,8 +98,14 @@ def emit_entry(lm, func, errors):
         p = bd.gep(obj, [L.Constant(_I64, 8)])
         return bd.load(bd.bitcast(p, _PTR.as_pointer()))
 
-    values = []
+    values, made = [], []  # made: the arrays this call allocated (NULL when given)
     for i, a in enumerate(func.args):
+        if i >= n_primal:
+            m, new = _shadow(fn, bd, args, alloc[1][i - n_primal], a.type,
+                             i in func.attrs.get("writes", ()), short, fallback, i, made)
+            values.append(m)
+            made.append(new)
+            continue
         obj = bd.load(bd.gep(args, [L.Constant(_I64, i)]))
         nxt = fn.append_basic_block(f"arg{i}")
         if a.type is F64:
@@ -129,6 +147,7 @@ def emit_entry(lm, func, errors):
     bd.cbranch(bd.icmp_signed("==", status, L.Constant(I32, 0)), good, bad)
 
     bd.position_at_end(bad)
+    _release(lm, bd, made)
     set_string = _extern_fn(lm, "PyErr_SetString", L.VoidType(), [_PTR, _PTR])
     sw_default = fn.append_basic_block("error.unknown")
     sw = bd.switch(status, sw_default)
@@ -154,6 +173,15 @@ def emit_entry(lm, func, errors):
             boxed.append(_box_array(lm, bd, t, bd.load(s)))
         else:
             boxed.append(_box(lm, bd, t, bd.load(s)))
+    if alloc:  # the arrays were made here: (results..., gradient or (g1, g2, ...))
+        made_here = fn.append_basic_block("ok.allocated")
+        given = fn.append_basic_block("ok.given")
+        bd.cbranch(short, made_here, given)
+        bd.position_at_end(made_here)
+        grads = [boxed[k] if k >= 0 else made[-k - 1] for k in alloc[2]]
+        items = boxed[:alloc[0]] + [grads[0] if len(grads) == 1 else _tuple(lm, bd, grads)]
+        bd.ret(_tuple(lm, bd, items))
+        bd.position_at_end(given)
     group = func.attrs.get("py_group")
     if group is not None:  # results group..end as one nested tuple: (value, (g1, g2, ...))
         boxed = boxed[:group] + [_tuple(lm, bd, boxed[group:])]
@@ -186,8 +214,7 @@ def _unbox_array(fn, bd, obj, t, writes, nxt, fallback, i):
     i8, i32 = L.IntType(8), L.IntType(32)
 
     def field(base, off, ty):
-        p = bd.gep(base, [L.Constant(_I64, off)])
-        return bd.load(bd.bitcast(p, ty.as_pointer()))
+        return _field(bd, base, off, ty)
 
     def check(cond, name):
         ok = fn.append_basic_block(f"arg{i}.{name}")
@@ -209,17 +236,85 @@ def _unbox_array(fn, bd, obj, t, writes, nxt, fallback, i):
     flags = field(obj, _ND_FLAGS, i32)
     check(bd.icmp_signed("==", bd.and_(flags, L.Constant(i32, need)), L.Constant(i32, need)),
           "flags")
-    st = llvm_type(t)
-    m = L.Constant(st, None)
-    m = bd.insert_value(m, bd.bitcast(field(obj, _ND_DATA, _PTR), st.elements[0]), 0)
-    dims, strides = field(obj, _ND_DIMS, _PTR), field(obj, _ND_STRIDES, _PTR)
-    size = L.Constant(_I64, t.elem.width // 8)
-    for k in range(t.rank):
-        m = bd.insert_value(m, field(dims, 8 * k, _I64), [1, k])
-        m = bd.insert_value(m, bd.sdiv(field(strides, 8 * k, _I64), size), [2, k])
+    m = _memref(bd, obj, t)
     bd.branch(nxt)
     bd.position_at_end(nxt)
     return m
+
+
+def _field(bd, base, off, ty):
+    p = bd.gep(base, [L.Constant(_I64, off)])
+    return bd.load(bd.bitcast(p, ty.as_pointer()))
+
+
+def _memref(bd, obj, t):
+    """The memref struct (data, shape, strides in elements) of an ndarray already checked."""
+    st = llvm_type(t)
+    m = L.Constant(st, None)
+    m = bd.insert_value(m, bd.bitcast(_field(bd, obj, _ND_DATA, _PTR), st.elements[0]), 0)
+    dims, strides = _field(bd, obj, _ND_DIMS, _PTR), _field(bd, obj, _ND_STRIDES, _PTR)
+    size = L.Constant(_I64, t.elem.width // 8)
+    for k in range(t.rank):
+        m = bd.insert_value(m, _field(bd, dims, 8 * k, _I64), [1, k])
+        m = bd.insert_value(m, bd.sdiv(_field(bd, strides, 8 * k, _I64), size), [2, k])
+    return m
+
+
+def _shadow(fn, bd, args, primal, t, writes, short, fallback, i, made):
+    """(memref, owned array or NULL) of shadow argument `i`: the array passed, or, in a call
+    with the primal arguments only (`short`), numpy.zeros(x.shape, x.dtype) for the primal
+    array x = args[primal] -- already checked to be a plain aligned ndarray of `t`'s dtype
+    and rank. A failed allocation releases the arrays `made` so far and returns NULL."""
+    lm = fn.module
+    given = fn.append_basic_block(f"arg{i}.given")
+    make = fn.append_basic_block(f"arg{i}.make")
+    done = fn.append_basic_block(f"arg{i}.shadow")
+    bd.cbranch(short, make, given)
+
+    bd.position_at_end(given)
+    from_given = fn.append_basic_block(f"arg{i}.checked")
+    m_given = _unbox_array(fn, bd, bd.load(bd.gep(args, [L.Constant(_I64, i)])), t, writes,
+                           from_given, fallback, i)
+    bd.branch(done)
+
+    bd.position_at_end(make)
+    x = bd.load(bd.gep(args, [L.Constant(_I64, primal)]))
+    from_long = _extern_fn(lm, "PyLong_FromLongLong", _PTR, [_I64])
+    dims = _field(bd, x, _ND_DIMS, _PTR)
+    sizes = [bd.call(from_long, [_field(bd, dims, 8 * k, _I64)]) for k in range(t.rank)]
+    shape = sizes[0] if t.rank == 1 else _tuple(lm, bd, sizes)
+    argv = bd.alloca(_PTR, size=2)
+    bd.store(shape, argv)
+    bd.store(_field(bd, x, _ND_DESCR, _PTR), bd.gep(argv, [L.Constant(_I64, 1)]))
+    vectorcall = _extern_fn(lm, "PyObject_Vectorcall", _PTR, [_PTR, _PTR.as_pointer(), _I64,
+                                                               _PTR])
+    new = bd.call(vectorcall, [_extern_global(lm, NUMPY_ZEROS), argv, L.Constant(_I64, 2),
+                               L.Constant(_PTR, None)])
+    bd.call(_extern_fn(lm, "Py_DecRef", L.VoidType(), [_PTR]), [shape])
+    failed = fn.append_basic_block(f"arg{i}.nomem")
+    got = fn.append_basic_block(f"arg{i}.made")
+    bd.cbranch(bd.icmp_unsigned("==", new, L.Constant(_PTR, None)), failed, got)
+    bd.position_at_end(failed)
+    _release(lm, bd, made)
+    bd.ret(L.Constant(_PTR, None))
+    bd.position_at_end(got)
+    m_made = _memref(bd, new, t)
+    bd.branch(done)
+
+    bd.position_at_end(done)
+    m = bd.phi(m_given.type)
+    m.add_incoming(m_given, from_given)
+    m.add_incoming(m_made, got)
+    obj = bd.phi(_PTR)
+    obj.add_incoming(L.Constant(_PTR, None), from_given)
+    obj.add_incoming(new, got)
+    return m, obj
+
+
+def _release(lm, bd, objs):
+    decref = _extern_fn(lm, "Py_DecRef", L.VoidType(), [_PTR])  # (NULL is allowed)
+    for o in objs:
+        bd.call(decref, [o])
 
 
 def _box_array(lm, bd, t, m):
