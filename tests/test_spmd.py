@@ -6,7 +6,9 @@ or fail; and the SPMD form is what ran.
 The oracle is the scalar map (`simd=False`), itself checked against scalar calls and
 independent oracles elsewhere (test_vectorize.py, test_corpus.py, test_grad.py, ...).
 Results must be equal bit for bit: every lane runs the scalar code's operations in the same
-order and libm is called lane by lane, so there is nothing to round differently.
+order and libm is called lane by lane, so there is nothing to round differently -- except
+`pow`, computed in vector code that calls libm only for the lanes where it cannot prove
+libm's result (codegen/vmath.py), tested here against libm over its hard cases.
 """
 
 import math
@@ -323,6 +325,90 @@ def test_threads_and_tails():
         a = lldiff.vectorize(f, threads=3)(x, 1e-15)
         b = lldiff.vectorize(f, threads=1, simd=False)(x, 1e-15)
         assert same(a, b), n
+
+
+# --- pow in lanes (codegen/vmath.py) -------------------------------------------------------
+
+def power(x, y):
+    return x ** y
+
+
+def _pow_inputs(n):
+    """(x, y) columns over the regimes where a pow goes wrong: every scale of x and of
+    y log x, x next to 1 with huge y, integer and half-integer y, results near overflow and
+    underflow, exact powers, and the special values."""
+    rng = np.random.default_rng(7)
+    k = n // 8
+    parts = [
+        (rng.uniform(0, 4, k), rng.uniform(-6, 6, k)),
+        (np.exp(rng.uniform(-700, 700, k)), rng.uniform(-1, 1, k)),
+        (1 + rng.uniform(-1e-3, 1e-3, k), rng.uniform(-3e5, 3e5, k)),
+        (1 + rng.uniform(-1e-13, 1e-13, k), rng.uniform(-1e14, 1e14, k)),
+        (rng.uniform(0, 10, k), rng.integers(-30, 30, k) + rng.choice([0.0, 0.5], k)),
+        (rng.uniform(1.5, 3, k), rng.uniform(640, 1030, k) * rng.choice([-1, 1], k)),
+        (2.0 ** rng.integers(-60, 60, k), rng.integers(-8, 8, k).astype(float)),
+        (rng.uniform(0, 3, k), np.full(k, 2.0)),
+    ]
+    specials = [0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5, 5e-324, 2.2e-308, 1e308, math.inf,
+                -math.inf, math.nan]
+    grid = [(a, b) for a in specials for b in specials + [3.0, -3.0, 0.25, 1e10]]
+    x = np.concatenate([p[0] for p in parts] + [np.array([a for a, _ in grid])])
+    y = np.concatenate([p[1] for p in parts] + [np.array([b for _, b in grid])])
+    return x, y
+
+
+def _libm_pow():
+    import ctypes
+    import ctypes.util
+    fn = ctypes.CDLL(ctypes.util.find_library("m")).pow
+    fn.argtypes, fn.restype = [ctypes.c_double, ctypes.c_double], ctypes.c_double
+    return fn
+
+
+def test_pow_in_lanes_equals_libm_bit_for_bit():
+    """`x ** y` on f64 lanes is vmath.py's vector pow, which keeps a lane only where it
+    proves libm's result and calls libm for the rest: every element equals the scalar
+    loop's and libm's pow called through ctypes, NaN, infinities and signed zeros
+    included. Negative bases with a non-integer exponent raise as in Python, in both."""
+    x, y = _pow_inputs(80_000)
+    f = lldiff.jit(power)
+    ok = ((x > 0) | np.isnan(x) | (y == np.round(y)) | np.isinf(y) | np.isinf(x)) & \
+        ~((x == 0) & (y < 0))
+    got = lldiff.vectorize(f, threads=1)(x[ok], y[ok])
+    assert ran_spmd(f)
+    want = lldiff.vectorize(f, threads=1, simd=False)(x[ok], y[ok])
+    assert same(got, want)
+    libm_pow = _libm_pow()
+    assert same(got, np.array([libm_pow(a, b) for a, b in zip(x[ok], y[ok])]))
+    for a, b in zip(x[~ok], y[~ok]):  # errors: the scalar loop's, the first element's
+        _compare(lambda: lldiff.jit(power), (np.array([2.0, a]), np.array([0.5, b])),
+                 f"{a} ** {b}")
+    _compare(lambda: lldiff.jit(power), (x, y), "pow, all inputs")
+
+
+def test_pow_in_lanes_inside_derivatives_and_masked_loops():
+    """The vector pow in forward and reverse mode (d/dx x^y = y x^(y-1), d/dy = x^y log x)
+    and under a mask (lanes that left a loop do not call libm and keep their values)."""
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(0.1, 3, 3000), rng.uniform(-4, 4, 3000)
+    for make in (lambda: lldiff.grad(power, argnums=(0, 1)),
+                 lambda: lldiff.jacfwd(power, argnums=(0, 1))):
+        _compare(make, (x, y), "pow in derivatives")
+    for make in (lambda: lldiff.jit(besselj_gamma),
+                 lambda: lldiff.grad(besselj_gamma, argnums=(0, 1))):
+        _compare(make, (np.abs(y), 8 * x), "pow in a masked loop")
+
+
+def besselj_gamma(v, z):
+    """The Bessel series for a float order: (z/2)**v with a float v is math.powf."""
+    k = 0
+    s = (z / 2) ** v / math.gamma(v + 1)
+    out = s
+    while abs(s) > 2.220446049250313e-16:
+        k += 1
+        s *= -1 / k / (k + v) * (z / 2) ** 2 * (z / 2) ** (v - v)
+        out += s
+    return out
 
 
 # --- vector math (fastmath=True) ------------------------------------------------------------

@@ -196,7 +196,9 @@ class _ModuleCtx:
         fn = self.helpers.get(key)
         if fn is None and isinstance(types[0], L.VectorType):  # llvmlite cannot mangle these
             fty = L.FunctionType(ret or types[0], types)
-            fn = self.helpers[key] = L.Function(self.lm, fty, f"{name}.{mangle(types[0])}")
+            full = f"{name}.{mangle(types[0])}"  # (vmath.py may have declared it)
+            fn = self.helpers[key] = self.lm.globals.get(full) or L.Function(self.lm, fty,
+                                                                             full)
         if fn is None:
             if name.startswith("llvm."):
                 fty = L.FunctionType(ret or types[0], types)
@@ -217,7 +219,7 @@ class _ModuleCtx:
         return self._shadow_scope
 
     def helper(self, name, build):
-        fn = self.helpers.get(name)
+        fn = self.helpers.get(name) or self.lm.globals.get(name)  # (vmath.py's declarations)
         if fn is None:
             fn = build(self.lm, name)
             self.helpers[name] = fn

@@ -7,7 +7,8 @@ lane where the CPU has no instruction). The rest go lane by lane through the sca
 (`LOWER`), so every lane computes exactly what the scalar code computes: libm calls without
 an LLVM intrinsic, integer division (with inactive lanes' divisors made 1, never a trap),
 integer and factorial lookups. `math.fpowi` with a uniform exponent is one vector loop of the
-scalar square-and-multiply.
+scalar square-and-multiply. `math.powf` on f64 lanes is vmath.py's pow, which computes every
+lane in vector code and calls libm only for lanes whose rounding it cannot prove.
 
 Masks: `self.mask` is the `<W x i1>` of active lanes, or None when every lane is. Control flow
 on a vector condition runs as passes/spmd.py describes; the reverse-mode tape keeps a stack
@@ -31,6 +32,7 @@ from llvmlite import ir as L
 
 from ..ir import I1
 from .kernel import _memory_type, emit_map
+from .vmath import build_vpow
 from .llvm import (I32, LOWER, PTR, TAPE_INLINE_BYTES, _build_powi, _FuncEmitter, _Tape,
                    const_of, llvm_type, mangle, splat)
 
@@ -154,6 +156,21 @@ class LaneEmitter(_FuncEmitter):
                 self.vals[op.operands[0]].type, L.VectorType):
             return self.vector_math(op, False)  # libmvec's sin and cos, not sincos pairs
         return super().sin_cos(op)
+
+    def op_math_powf(self, op):
+        """f64 lanes: vmath.py's pow, bit-equal to libm's lane by lane (libmvec's with
+        fastmath=True). Not with a constant operand: there the scalar code is not libm's
+        pow -- LLVM rewrites pow(x, 0.5) as fabs(sqrt(x)), pow(x, 2.0) as x * x, ... --
+        and `llvm.pow` on vectors gets the same rewrites."""
+        a = [self.vals[v] for v in op.operands]
+        vectors = [x.type for x in a if isinstance(x.type, L.VectorType)]
+        if self.ctx.fastmath or not vectors or vectors[0].element != L.DoubleType() or \
+                any(isinstance(x, L.Constant) for x in a):
+            return self.vector_math(op, False)
+        w = self.lanes
+        fn = self.ctx.helper(f"lldiff.vpow.v{w}f64", lambda lm, name: build_vpow(lm, name, w))
+        return [self.bd.call(fn, [self.lanes_of(x) for x in a] +
+                             [self.mask or self.all_lanes()])]
 
     def op_math_fpowi(self, op):
         x, n = (self.vals[v] for v in op.operands)
@@ -403,8 +420,9 @@ def _together(op):
 for _name in _LANEWISE:
     setattr(LaneEmitter, "op_" + _name.replace(".", "_"), lambda self, op: self.lanewise(op))
 for _name in VECTOR_MATH:
-    setattr(LaneEmitter, "op_" + _name.replace(".", "_"),
-            lambda self, op, lanewise=_name in _LANEWISE: self.vector_math(op, lanewise))
+    if _name != "math.powf":  # (its own method above)
+        setattr(LaneEmitter, "op_" + _name.replace(".", "_"),
+                lambda self, op, lanewise=_name in _LANEWISE: self.vector_math(op, lanewise))
 
 
 def emit_spmd_map(lm, func, lanes_func):
