@@ -1,7 +1,7 @@
 """Vector math in SIMD lanes that returns exactly what the scalar libm call returns.
 
 `pow` on `<W x double>` (`build_vpow`): every lane runs a table-driven pow in double-double
-arithmetic that carries the result with its rounding error (`hi + lo`, within 2e-4 ulp of
+arithmetic that carries the result with its rounding error (`hi + lo`, within 3e-4 ulp of
 the true value as measured by benchmarks/vmath.py). Where that proves which double is
 nearest -- the true value lies farther than MARGIN ulp from the midpoint between two
 doubles -- glibc's pow, whose documented worst case is 0.54 ulp (sysdeps/ieee754/dbl-64/
@@ -31,7 +31,7 @@ __all__ = ["build_vpow", "MARGIN"]
 
 # A lane keeps the fast result when its hi + lo lies farther than MARGIN ulp from a rounding
 # midpoint: glibc's documented error beyond 0.5 ulp (0.04) plus a bound on this code's own
-# (0.005, 25 times the largest measured; benchmarks/vmath.py).
+# (0.005, 18 times the largest measured; benchmarks/vmath.py).
 MARGIN = 0.045
 
 _N = 128            # table sizes (log: intervals of the mantissa; exp: 2^(j/N))
