@@ -400,7 +400,8 @@ def test_pow_in_lanes_inside_derivatives_and_masked_loops():
 
 
 def besselj_gamma(v, z):
-    """The Bessel series for a float order: (z/2)**v with a float v is math.powf."""
+    """The Bessel series for a float order: (z/2)**v with a float v is math.powf; the
+    factor (z/2)**(v - v) = 1 puts a pow with varying operands inside the masked loop."""
     k = 0
     s = (z / 2) ** v / math.gamma(v + 1)
     out = s
