@@ -32,9 +32,9 @@ from llvmlite import ir as L
 
 from ..ir import I1
 from .kernel import _memory_type, emit_map
-from .vmath import build_vpow
 from .llvm import (I32, LOWER, PTR, TAPE_INLINE_BYTES, _build_powi, _FuncEmitter, _Tape,
                    const_of, llvm_type, mangle, splat)
+from .vmath import build_vpow
 
 __all__ = ["LaneEmitter", "emit_spmd_map", "simd_name", "VECTOR_MATH"]
 
