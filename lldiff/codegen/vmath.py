@@ -25,7 +25,7 @@ import struct
 
 from llvmlite import ir as L
 
-_PTR = L.IntType(8).as_pointer()
+from .llvm import PTR, const_of, splat
 
 __all__ = ["build_vpow", "MARGIN"]
 
@@ -114,10 +114,10 @@ class _V:
         self._fabs = _declare(lm, f"llvm.fabs.{suffix}", f, [f])
 
     def c(self, x):
-        return L.Constant(self.f, [float(x)] * self.w)
+        return const_of(self.f, float(x))
 
     def ci(self, x):
-        return L.Constant(self.i, [int(x)] * self.w)
+        return const_of(self.i, int(x))
 
     def fma(self, a, b, c):
         return self.bd.call(self._fma, [a, b, c])
@@ -144,19 +144,15 @@ class _V:
     def gather(self, table, index):
         """table[index] per lane (`table` a global array of doubles)."""
         bd, w = self.bd, self.w
-        base = bd.ptrtoint(table, L.IntType(64))
-        base = bd.insert_element(L.Constant(self.i, L.Undefined), base,
-                                 L.Constant(L.IntType(32), 0))
-        base = bd.shuffle_vector(base, base, L.Constant(L.VectorType(L.IntType(32), w),
-                                                        [0] * w))
-        ptrs = bd.inttoptr(bd.add(base, bd.shl(index, self.ci(3))), L.VectorType(_PTR, w))
+        base = splat(bd, bd.ptrtoint(table, L.IntType(64)), w)
+        ptrs = bd.inttoptr(bd.add(base, bd.shl(index, self.ci(3))), L.VectorType(PTR, w))
         mask = L.VectorType(L.IntType(1), w)
         fn = _declare(bd.module, f"llvm.masked.gather.v{w}f64.v{w}p0", self.f,
-                      [L.VectorType(_PTR, w), mask, self.f])
+                      [L.VectorType(PTR, w), mask, self.f])
         return bd.call(fn, [ptrs, L.Constant(mask, [1] * w), L.Constant(self.f, L.Undefined)])
 
     def not_(self, m):
-        return self.bd.xor(m, L.Constant(m.type, [1] * self.w))
+        return self.bd.xor(m, const_of(m.type, 1))
 
 
 def build_vpow(lm, name, lanes):
