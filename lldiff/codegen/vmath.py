@@ -3,12 +3,18 @@
 `pow` on `<W x double>` (`build_vpow`): every lane runs a table-driven pow in double-double
 arithmetic that carries the result with its rounding error (`hi + lo`, within 3e-4 ulp of
 the true value as measured by benchmarks/vmath.py). Where that proves which double is
-nearest -- the true value lies farther than MARGIN ulp from the midpoint between two
-doubles -- glibc's pow, whose documented worst case is 0.54 ulp (sysdeps/ieee754/dbl-64/
-e_pow.c), returns that same double, so the lane keeps `hi`. Every other lane -- near a
-midpoint, x not a positive normal number, a result outside the normal range, NaN or
+nearest -- the true value lies farther than `margin` ulp from the midpoint between two
+doubles -- glibc's pow returns that same double, so the lane keeps `hi`. Every other lane --
+near a midpoint, x not a positive normal number, a result outside the normal range, NaN or
 infinite operands -- calls the scalar `llvm.pow.f64` (libm's pow) itself. The lanes thus
-equal the scalar code bit for bit; about 1 lane in 11 pays for a libm call.
+equal the scalar code bit for bit; about 1 lane in 40 pays for a libm call.
+
+The margin is glibc's own error analysis (sysdeps/ieee754/dbl-64/e_pow.c, since 2.28: the
+0.54 ulp its manual documents is `ulperr_exp + 1024 ln2 relerr_log 2^53`): its result is the
+rounding to nearest of a value within 0.011 ulp (exp's 0.511 ulp without FMA, less the 0.5
+of that rounding) plus |y ln x| 1.5 2^-68 2^53 ulp (log's relative error, carried into the
+exponent) of the true value, so it is the nearest double wherever the true value lies
+farther than that from a midpoint. `margin` adds a bound on this code's own error.
 
 The algorithm follows ARM's optimized-routines pow (the one glibc ships): log(x) =
 k ln2 + log(c) + log1p(z/c - 1) with a 128-entry table of 1/c and log(c) over the mantissa,
@@ -27,17 +33,27 @@ from llvmlite import ir as L
 
 from .llvm import PTR, const_of, splat
 
-__all__ = ["build_vpow", "MARGIN"]
+__all__ = ["build_vpow", "margin"]
 
-# A lane keeps the fast result when its hi + lo lies farther than MARGIN ulp from a rounding
-# midpoint: glibc's documented error beyond 0.5 ulp (0.04) plus a bound on this code's own
-# (0.005, 18 times the largest measured; benchmarks/vmath.py).
-MARGIN = 0.045
+# A lane keeps the fast result when its hi + lo lies farther than
+#   margin = _MARGIN + _MARGIN_PER_LOG |y ln x|
+# ulp from a rounding midpoint. glibc's part: 0.011 + 1.5 2^-15 |y ln x| (module docstring);
+# measured, its results leave the nearest double only within 0.008 ulp of a midpoint. This
+# code's own part: 0.001 + 4e-6 |y ln x|, over 4 times its largest error measured at each
+# size of |y ln x| (benchmarks/vmath.py prints the ratio).
+_MARGIN = 0.0115 + 0.001
+_MARGIN_PER_LOG = 1.5 * 2.0 ** -15 + 4e-6
 
 _N = 128            # table sizes (log: intervals of the mantissa; exp: 2^(j/N))
 _OFF = 0x3FE6955500000000  # the log intervals start at asdouble(_OFF) ~ 0.7057 (as ARM's)
 _LOG_DEGREE = 10    # log1p(r) = r - r^2/2 + r^3 P(r), |r| < 2^-7.5: Taylor to r^10
 _EXP_DEGREE = 6     # exp(r) - 1 - r = r^2 Q(r), |r| < ln2/256: Taylor to r^6
+
+
+def margin(y_log_x):
+    """The distance in ulp from a rounding midpoint beyond which a lane keeps its own
+    result, for |y ln x| = `y_log_x` (the reason: the comment at _MARGIN)."""
+    return _MARGIN + _MARGIN_PER_LOG * abs(y_log_x)
 
 
 def _bits(x):
@@ -251,7 +267,8 @@ def _pow_lanes(bd, lanes, x, y):
     # --- y log(x) = ehi + elo ---
     ehi = bd.fmul(y, lhi)
     elo = bd.fadd(V.fma(y, lhi, bd.fsub(V.c(0.0), ehi)), bd.fmul(y, llo))
-    in_range = bd.fcmp_ordered("<", bd.call(V._fabs, [ehi]), V.c(707.0))  # (false on NaN)
+    abs_e = bd.call(V._fabs, [ehi])
+    in_range = bd.fcmp_ordered("<", abs_e, V.c(707.0))  # (false on NaN)
 
     # --- exp(ehi + elo) = 2^(m/N) exp(r) ---
     md = bd.call(V._rint, [bd.fmul(ehi, V.c(t["invln2n"]))])
@@ -279,8 +296,8 @@ def _pow_lanes(bd, lanes, x, y):
     pow2_below = bd.and_(bd.icmp_signed("==", bd.and_(rb, V.ci((1 << 52) - 1)), V.ci(0)),
                          bd.fcmp_ordered("<", res_lo, V.c(0.0)))
     ulp = bd.select(pow2_below, bd.fmul(ulp, V.c(0.5)), ulp)
-    sure = bd.fcmp_ordered("<=", bd.call(V._fabs, [res_lo]),
-                           bd.fmul(ulp, V.c(0.5 - MARGIN)))
+    keep = V.fma(abs_e, V.c(-_MARGIN_PER_LOG), V.c(0.5 - _MARGIN))  # 0.5 - margin
+    sure = bd.fcmp_ordered("<=", bd.call(V._fabs, [res_lo]), bd.fmul(ulp, keep))
     ok = bd.and_(bd.and_(sure, in_range), V.not_(special_x))
     scale = bd.bitcast(bd.shl(bd.add(bd.ashr(m, V.ci(7)), V.ci(1023)), V.ci(52)), V.f)
     fast = bd.fmul(res_hi, bd.select(ok, scale, V.c(1.0)))
