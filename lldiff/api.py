@@ -363,12 +363,14 @@ class Dispatcher:
         module = Module(list(spec.module) + [lane_func])
         vector_math = get_engine().vector_math(codegen.vector_math_functions()) \
             if self.fastmath else None
+        vector_pow = get_engine().glibc_pow()
         text, errors = codegen.emit_spmd_map_module(module, spec.symbol, lane_func.name,
                                                     fastmath=self.fastmath,
                                                     name=spec.symbol + ".simd",
-                                                    vector_math=vector_math)
+                                                    vector_math=vector_math,
+                                                    vector_pow=vector_pow)
         sym = codegen.simd_name(spec.symbol)
-        variant = ("simd", lanes, uniform) + spec.variant
+        variant = ("simd", lanes, uniform, vector_pow) + spec.variant
         lib, addresses = self._machine_code(types, variant, text, [sym], {}, {})
         kernel = _map_proto()(addresses[sym])
         kernel._lldiff_library = lib

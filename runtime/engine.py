@@ -68,6 +68,17 @@ class Engine:
         feats = set(f[1:] for f in self.features.split(",") if f.startswith("+"))
         return 8 if "avx512f" in feats else 4 if "avx2" in feats else 2
 
+    def glibc_pow(self):
+        """Whether libm's pow is glibc's of 2.28 or later (ARM's optimized-routines code,
+        whose error analysis codegen/vmath.py's vector pow relies on to equal it bit for
+        bit); elsewhere (musl, macOS, Windows, older glibc) the SPMD form calls libm's pow
+        lane by lane."""
+        try:
+            name, version = os.confstr("CS_GNU_LIBC_VERSION").split()
+            return name == "glibc" and tuple(map(int, version.split(".")[:2])) >= (2, 28)
+        except (AttributeError, ValueError, OSError):
+            return False
+
     def vector_math(self, functions):
         """(lanes, ISA letter, names) of glibc's vector math library (libmvec) for this
         CPU: `_ZGV<letter>N<lanes>v_<name>` (`vv` for two arguments) are the ones it has of

@@ -399,6 +399,32 @@ def test_pow_in_lanes_inside_derivatives_and_masked_loops():
         _compare(make, (np.abs(y), 8 * x), "pow in a masked loop")
 
 
+def test_pow_in_lanes_only_where_libm_is_glibc(monkeypatch):
+    """vmath.py's pow is proved equal to glibc's pow only: with another C library (the
+    engine says so) the SPMD form calls libm's pow lane by lane, with the same results."""
+    from lldiff import codegen
+    from lldiff.runtime import get_engine
+    texts = []
+    emit = codegen.emit_spmd_map_module
+
+    def spy(*args, **kwargs):
+        text, errors = emit(*args, **kwargs)
+        texts.append(text)
+        return text, errors
+
+    monkeypatch.setattr(codegen, "emit_spmd_map_module", spy)
+    x, y = np.linspace(0.1, 3, 1000), np.linspace(-4, 4, 1000)
+    got = {}
+    for glibc in (True, False):
+        monkeypatch.setattr(type(get_engine()), "glibc_pow", lambda self, g=glibc: g)
+        f = lldiff.jit(power)
+        got[glibc] = lldiff.vectorize(f, threads=1)(x, y)
+        assert ran_spmd(f)
+        assert ("lldiff.vpow" in texts[-1]) == glibc
+    assert same(got[True], got[False])
+    assert same(got[True], np.array([a ** b for a, b in zip(x, y)]))
+
+
 def besselj_gamma(v, z):
     """The Bessel series for a float order: (z/2)**v with a float v is math.powf; the
     factor (z/2)**(v - v) = 1 puts a pow with varying operands inside the masked loop."""

@@ -28,11 +28,13 @@ def emit_map_module(module, symbol, name="lldiff", fastmath=False):
 
 
 def emit_spmd_map_module(module, symbol, lanes_symbol, name="lldiff", fastmath=False,
-                         vector_math=None):
+                         vector_math=None, vector_pow=False):
     """LLVM IR text for `module` with the SIMD map kernel (spmd.py: `simd_name(symbol)`) of
     function `symbol`, running its SPMD form `lanes_symbol` (also in `module`), and the error
-    table. `vector_math`: libmvec functions the SPMD form calls (see spmd.py), or None."""
-    lm, errors = emit_module(module, {symbol}, name, fastmath, vector_math=vector_math)
+    table. `vector_math`: libmvec functions the SPMD form calls (see spmd.py), or None;
+    `vector_pow`: pow in vector code (vmath.py: only where libm is glibc's)."""
+    lm, errors = emit_module(module, {symbol}, name, fastmath, vector_math=vector_math,
+                             vector_pow=vector_pow)
     emit_spmd_map(lm, module[symbol], module[lanes_symbol])
     return str(lm), list(errors.entries)
 

@@ -141,20 +141,23 @@ class ErrorTable:
 
 
 def emit_module(module, exported, name="lldiff", fastmath=False, target="cpu",
-                vector_math=None):
+                vector_math=None, vector_pow=False):
     """Return (llvmlite.ir.Module, ErrorTable); `exported` functions get external linkage.
     `target` "nvptx": math calls go to libdevice (`__nv_sin`, ...: NVPTX cannot select
     llvm.sin and friends), sin/cos are not paired, and tapes never leave their inline
     buffer (a tape that outgrows it is a MemoryError: no heap in a GPU thread). `target`
     "gpu-emulated": the same GPU-thread semantics with host math (libm), for running a GPU
     kernel's logic on the CPU (tests without a GPU). `vector_math`: (lanes, ISA letter,
-    names) of libmvec functions the SPMD form may call (codegen/spmd.py), or None."""
+    names) of libmvec functions the SPMD form may call (codegen/spmd.py), or None.
+    `vector_pow`: the SPMD form computes pow in vector code (vmath.py), which is bit-equal
+    to libm's only where libm is glibc's pow (runtime's Engine.glibc_pow)."""
     lm = L.Module(name=name)
     errors = ErrorTable()
     ctx = _ModuleCtx(lm, errors)
     ctx.fastmath = fastmath
     ctx.target = target
     ctx.vector_math = vector_math
+    ctx.vector_pow = vector_pow
     for f in module:
         ctx.declare(f, exported=f.name in exported)
     for f in module:
@@ -170,6 +173,8 @@ class _ModuleCtx:
     def __init__(self, lm, errors):
         self.fastmath = False
         self.target = "cpu"
+        self.vector_math = None
+        self.vector_pow = False
         self.lm = lm
         self.errors = errors
         self.funcs = {}

@@ -8,7 +8,8 @@ lane where the CPU has no instruction). The rest go lane by lane through the sca
 an LLVM intrinsic, integer division (with inactive lanes' divisors made 1, never a trap),
 integer and factorial lookups. `math.fpowi` with a uniform exponent is one vector loop of the
 scalar square-and-multiply. `math.powf` on f64 lanes is vmath.py's pow, which computes every
-lane in vector code and calls libm only for lanes whose rounding it cannot prove.
+lane in vector code and calls libm only for lanes whose rounding it cannot prove (where libm
+is glibc's; elsewhere libm lane by lane).
 
 Masks: `self.mask` is the `<W x i1>` of active lanes, or None when every lane is. Control flow
 on a vector condition runs as passes/spmd.py describes; the reverse-mode tape keeps a stack
@@ -158,14 +159,14 @@ class LaneEmitter(_FuncEmitter):
         return super().sin_cos(op)
 
     def op_math_powf(self, op):
-        """f64 lanes: vmath.py's pow, bit-equal to libm's lane by lane (libmvec's with
-        fastmath=True). Not with a constant operand: there the scalar code is not libm's
-        pow -- LLVM rewrites pow(x, 0.5) as fabs(sqrt(x)), pow(x, 2.0) as x * x, ... --
-        and `llvm.pow` on vectors gets the same rewrites."""
+        """f64 lanes: vmath.py's pow, bit-equal to libm's lane by lane where libm is glibc's
+        (`ctx.vector_pow`; libmvec's with fastmath=True). Not with a constant operand: there
+        the scalar code is not libm's pow -- LLVM rewrites pow(x, 0.5) as fabs(sqrt(x)),
+        pow(x, 2.0) as x * x, ... -- and `llvm.pow` on vectors gets the same rewrites."""
         a = [self.vals[v] for v in op.operands]
         vectors = [x.type for x in a if isinstance(x.type, L.VectorType)]
-        if self.ctx.fastmath or not vectors or vectors[0].element != L.DoubleType() or \
-                any(isinstance(x, L.Constant) for x in a):
+        if self.ctx.fastmath or not self.ctx.vector_pow or not vectors or \
+                vectors[0].element != L.DoubleType() or any(isinstance(x, L.Constant) for x in a):
             return self.vector_math(op, False)
         w = self.lanes
         fn = self.ctx.helper(f"lldiff.vpow.v{w}f64", lambda lm, name: build_vpow(lm, name, w))
