@@ -35,7 +35,7 @@ from math import comb
 from lldiff.ir import I64, Builder, Func, Op
 
 from .cache import type_bytes
-from .rewrite import clone_op, trip_count
+from .rewrite import clone_op, if_op, trip_count
 
 __all__ = ["qualifies", "forward", "reverse", "revolve_steps", "split_func", "SPLIT"]
 
@@ -56,17 +56,6 @@ def revolve_steps(n, c):
 
 
 # --- structured-control-flow helpers ------------------------------------------------------
-
-def _if(b, cond, types, then, else_):
-    """`scf.if` whose branches are built by then(builder) / else_(builder) -> yielded values."""
-    regions = []
-    for fill in (then, else_):
-        region, blk = Builder().block_region()
-        bb = Builder(blk, b.loc)
-        bb.insert(Op("scf.yield", list(fill(bb)), [], loc=b.loc))
-        regions.append(region)
-    return list(b.insert(Op("scf.if", [cond], list(types), {}, regions, loc=b.loc)).results)
-
 
 def _for(b, lo, hi, inits, body, hints=None):
     """`scf.for j = lo to hi step 1` carrying `inits`; body(builder, j, args) -> yields."""
@@ -146,7 +135,7 @@ def split_func(module):
                     sub(sub(fine, bino2), bino3)))
         return [sel(cmp("eq", m, capo), add(capo, one), m)]
 
-    (m,) = _if(b, _i(b, "arith.cmpi", ds, one, pred="sle"), [I64],
+    (m,) = if_op(b, _i(b, "arith.cmpi", ds, one, pred="sle"), [I64],
                lambda bb: [_i(bb, "arith.subi", fine, one)], general)
     b.create("func.return", [m], result_types=[])
     module.add(f)
@@ -259,7 +248,7 @@ def forward(rev, op, b):
                 m = tb.create("func.call", [j, n, ds], {"callee": split},
                               result_types=[I64]).result
                 return [_i(tb, "arith.addi", depth, tb.const(1, I64)), j, m]
-            kept = _if(bb, _i(bb, "arith.cmpi", j, nxt, pred="eq"), [I64] * 3, take,
+            kept = if_op(bb, _i(bb, "arith.cmpi", j, nxt, pred="eq"), [I64] * 3, take,
                        lambda eb: [depth, top, nxt])
             return step(rev, bb, op, j, state) + kept
         out = _for(b, zero, last, inits + [zero, b.const(-1, I64), zero], body,
@@ -336,7 +325,7 @@ def reverse(rev, op, adj, b):
             def drop(db):  # the snapshot of this iteration is no longer needed
                 _, _, prev = _pop_snapshot(db, tape, types)
                 return [_i(db, "arith.subi", depth, db.const(1, I64)), prev]
-            depth2, top2 = _if(tb, _i(tb, "arith.cmpi", top, capo, pred="eq"), [I64, I64],
+            depth2, top2 = if_op(tb, _i(tb, "arith.cmpi", top, capo, pred="eq"), [I64, I64],
                                drop, lambda eb: [depth, top])
             return [_i(tb, "arith.subi", fine, one), capo, depth2, top2] + state + nbars + naccs
 
@@ -354,13 +343,13 @@ def reverse(rev, op, adj, b):
                           {"counter": "recomputed_steps"}, result_types=[])
                 st = advance(rev, gb, op, capo, m, state)
                 return [fine, m, depth, top] + st + bars + accs
-            return _if(ob, _i(ob, "arith.cmpi", top, capo, pred="ne"), all_types, takeshot, go)
+            return if_op(ob, _i(ob, "arith.cmpi", top, capo, pred="ne"), all_types, takeshot, go)
 
         def not_restore(xb):
             last = _i(xb, "arith.cmpi", _i(xb, "arith.subi", fine, capo), xb.const(1, I64),
                       pred="eq")
-            return _if(xb, last, all_types, turn, onward)
-        return _if(bb, _i(bb, "arith.cmpi", fine, capo, pred="eq"), all_types, restore,
+            return if_op(xb, last, all_types, turn, onward)
+        return if_op(bb, _i(bb, "arith.cmpi", fine, capo, pred="eq"), all_types, restore,
                    not_restore)
 
     hints = ["fine", "capo", "depth", "top"] + [a.hint for a in carries] + \

@@ -3,10 +3,10 @@
 IR -> IR only; imports `lldiff.ir` and nothing else.
 """
 
-from lldiff.ir import I64, Block, Op, Region
+from lldiff.ir import I64, Block, Builder, Op, Region
 
 __all__ = ["use_counts", "substitute", "all_blocks", "make_const", "constant_op", "clone_op",
-           "trip_count", "zeros_like"]
+           "trip_count", "zeros_like", "if_op"]
 
 
 def all_blocks(root):
@@ -93,3 +93,14 @@ def zeros_like(b, m, hint=None):
     t = m.type
     dims = [b.value("lldiff.dim", m, axis=k) for k in range(t.rank)]
     return b.create("lldiff.alloc", dims, {"type": t, "fill": 0.0}, hint=hint).result
+
+
+def if_op(b, cond, types, then, else_):
+    """`scf.if` whose branches are built by then(builder) / else_(builder) -> yielded values."""
+    regions = []
+    for fill in (then, else_):
+        region, blk = Builder().block_region()
+        bb = Builder(blk, b.loc)
+        bb.insert(Op("scf.yield", list(fill(bb)), [], loc=b.loc))
+        regions.append(region)
+    return list(b.insert(Op("scf.if", [cond], list(types), {}, regions, loc=b.loc)).results)
