@@ -316,6 +316,23 @@ def test_conventions_at_non_differentiable_points(one_op, name, point, i, expect
     assert dy == expected
 
 
+# (x, y) where x^y / x is unsafe for x^(y-1) in d/dx x^y (x zero or infinite, x^y
+# overflowed or underflowed), so pow_dx_func takes pow(x, y - 1), and a few where it is safe.
+POW_DX = [(0.0, 0.5, math.inf), (0.0, 1.0, 1.0), (0.0, 3.0, 0.0), (math.inf, 2.0, math.inf),
+          (1e200, 1.6, None), (1e-200, 1.6, None), (1e-300, 1.5, None), (-2.0, 3.0, None),
+          (-2.0, -2.0, None), (-0.5, 5.0, None), (3.0, 1e-20, None), (0.7, -2.5, None)]
+
+
+@pytest.mark.parametrize("x,y,expected", POW_DX)
+def test_pow_partial_in_x_with_and_without_a_second_pow(one_op, x, y, expected):
+    module, cases, native = one_op
+    (jname,) = [c[2] for c in cases if c[0] == "math.powf" and c[1] == 0]
+    if expected is None:
+        expected = float(y * mpmath.power(mpmath.mpf(x), mpmath.mpf(y) - 1))
+    for got in (native[jname](x, y, 1.0)[1], interpret(module, jname, [x, y, 1.0])[1]):
+        assert got == expected or abs(got - expected) <= 4e-16 * abs(expected), got
+
+
 def test_atan2_at_origin_is_nan_like_jax(one_op):
     module, cases, native = one_op
     (jname,) = [c[2] for c in cases if c[0] == "math.atan2" and c[1] == 0]
