@@ -406,17 +406,43 @@ def _np():
 class _Direct(dict):
     """Argument types (`tuple(map(type, args))`) -> the native entry of a gradient with one
     differentiated argument and no aux, returning (value, gradient): for numbers, or arrays
-    (the entry makes the gradient array itself, codegen/abi.py `py_alloc`). Its fallback,
-    for arguments its own checks refuse (another dtype, rank or layout under the same types,
-    an unaligned array...), is `slow`: the checked path, returning the same pair."""
+    (the entry makes the gradient array itself, codegen/abi.py `py_alloc`). Their fallback,
+    for arguments their own checks refuse (another dtype, rank or layout under the same
+    types, an unaligned array...), is `slow`: the checked path, returning the same pair.
+
+    `first`, the entry of the first argument types, is what every call tries (no type key to
+    build); what it refuses goes to `dispatch`, which tries the entry of the call's types,
+    then `slow`. `install(first)`, when set, is called once `first` exists (value_and_grad
+    makes it the function's `__call__`: pickling.transformed)."""
 
     def __init__(self, d, who, nums, plans, checkpoints):
         super().__init__()
+        self.first = None
+        self.install = None
 
         def slow(*args, **kwargs):
             y, _, gs = _grad_call(d, who, nums, False, args, kwargs, plans, checkpoints)
             return y, gs[0]
+
+        def dispatch(*args, **kwargs):
+            if not kwargs:
+                entry = self.get(tuple(map(type, args)))
+                if entry is not None and entry is not self.first:
+                    return entry(*args)  # (its fallback is slow: never back here)
+            return slow(*args, **kwargs)
         self.slow = slow
+        self.dispatch = dispatch
+
+    def add(self, types, spec):
+        """Keep the entry of `spec` (a _Specialization) for argument types `types`."""
+        if types in self:
+            return
+        if self.first is None:
+            self[types] = self.first = spec.rebound(self.dispatch)
+            if self.install is not None:
+                self.install(self.first)
+        else:
+            self[types] = spec.rebound(self.slow)
 
 
 def _grad_call(d, who, nums, has_aux, args, kwargs, plans=None, checkpoints=None,
@@ -490,7 +516,7 @@ def _grad_call(d, who, nums, has_aux, args, kwargs, plans=None, checkpoints=None
                 return y, None, [g] if len(pick) == 1 else [g[i] for i in pick]
             plans[key] = plan if checked else scalars_only if not arrays and n == 1 else call
             if direct is not None and n == 1 and len(nums) == 1:
-                direct.setdefault(tuple(map(type, args)), spec.rebound(direct.slow))
+                direct.add(tuple(map(type, args)), spec)
     return call([_canonical(v) for _, v in values])
 
 
@@ -522,10 +548,8 @@ def grad(f, argnums=0, has_aux=False, checkpoints=None):
     direct = _Direct(d, "grad", nums, plans, checkpoints) if single and not has_aux else None
 
     def g(*args, **kwargs):
-        if direct and not kwargs:  # types seen before: the native call and no more
-            entry = direct.get(tuple(map(type, args)))
-            if entry is not None:
-                return entry(*args)[1]
+        if direct is not None and direct.first is not None:  # the native call, no more
+            return direct.first(*args, **kwargs)[1]
         _, aux, gs = _grad_call(d, "grad", nums, has_aux, args, kwargs, plans, checkpoints,
                                 direct)
         out = gs[0] if single else tuple(gs)
@@ -549,11 +573,9 @@ def value_and_grad(f, argnums=0, has_aux=False, checkpoints=None):
     direct = _Direct(d, "value_and_grad", nums, plans, checkpoints) \
         if single and not has_aux else None
 
-    def vg(*args, **kwargs):
-        if direct and not kwargs:  # types seen before: the native call and no more
-            entry = direct.get(tuple(map(type, args)))
-            if entry is not None:
-                return entry(*args)
+    def vg(*args, **kwargs):  # (once direct.first exists, it is the call: `_lldiff_direct`)
+        if direct is not None and direct.first is not None:
+            return direct.first(*args, **kwargs)
         y, aux, gs = _grad_call(d, "value_and_grad", nums, has_aux, args, kwargs, plans,
                                 checkpoints, direct)
         out = gs[0] if single else tuple(gs)
@@ -561,6 +583,8 @@ def value_and_grad(f, argnums=0, has_aux=False, checkpoints=None):
 
     if checkpoints is None:
         vg._lldiff_grad = (d, nums, single, has_aux, True)  # for lldiff.vectorize
+    if direct is not None:
+        vg._lldiff_direct = direct
     vg._lldiff_checkpoints = checkpoints
     return _named(vg, "value_and_grad", d, argnums)
 

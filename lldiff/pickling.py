@@ -190,8 +190,13 @@ def _retransform(name, f, args, kwargs):
 
 def transformed(fn, name, f, args, kwargs):
     """Closure `fn`, the result of lldiff.<name>(f, *args, **kwargs), as a Transformed whose
-    calls are `fn`'s (its class calls `fn` directly: no extra Python frame)."""
+    calls are `fn`'s (its class calls `fn` directly: no extra Python frame). Where `fn` has a
+    native entry that returns exactly its result (`_lldiff_direct`, ad.py `_Direct`), that
+    builtin becomes the class's `__call__` once it exists, as for lldiff.jit functions."""
     cls = type(fn.__name__, (Transformed,), {"__call__": staticmethod(fn), "__slots__": ()})
+    direct = fn.__dict__.get("_lldiff_direct")
+    if direct is not None:
+        direct.install = lambda entry: setattr(cls, "__call__", entry)
     t = cls()
     t.__dict__.update(fn.__dict__)
     t.__name__, t.__qualname__, t.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__

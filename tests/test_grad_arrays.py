@@ -558,6 +558,36 @@ def test_gradient_entry_points_hand_other_dtypes_and_layouts_to_the_checked_path
             fn(raw)
 
 
+def _scaled_sine(a, x):
+    return a * math.sin(x)
+
+
+def test_a_gradient_calls_its_native_entry_and_hands_it_other_calls():
+    """After its first call, value_and_grad of one argument is its native entry point (a
+    builtin as the function's __call__, as lldiff.jit functions) and grad calls it with no
+    type lookup; calls it refuses -- other argument types, keywords, a wrong count -- take
+    the entry of their own types or the checked path, with its results or its errors."""
+    vg = lldiff.value_and_grad(_scaled_sine, argnums=1)
+    g = lldiff.grad(_scaled_sine, argnums=1)
+    assert vg(2.0, 0.5) == (2.0 * math.sin(0.5), 2.0 * math.cos(0.5))
+    assert type(type(vg).__call__).__name__ == "builtin_function_or_method"
+    for _ in range(2):  # the second time, the int call has its own entry
+        for dx in (g, lambda *a, **k: vg(*a, **k)[1]):
+            assert dx(2.0, 0.5) == 2.0 * math.cos(0.5)
+            assert dx(3, 0.5) == 3 * math.cos(0.5)
+            assert dx(2.0, x=0.25) == 2.0 * math.cos(0.25)
+            with pytest.raises(TypeError, match="argument"):
+                dx(2.0)
+            with pytest.raises(TypeError, match="argument 'x'"):
+                dx(2.0, "0.5")
+    arrays = lldiff.value_and_grad(poorman_norm)
+    x = np.linspace(-1.0, 2.0, 9)
+    arrays(x)
+    assert type(type(arrays).__call__).__name__ == "builtin_function_or_method"
+    y, gx = arrays(x)
+    np.testing.assert_allclose(gx, x / np.linalg.norm(x), rtol=1e-14)
+
+
 def _sum_over(x, d):
     s = 0.0
     for i in range(len(x)):
