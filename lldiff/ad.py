@@ -205,8 +205,12 @@ def _jvp_finisher(result_types):
         dy = [None if t is None else t[0] for t in dys]
         return y, (dy[0] if n == 1 else tuple(dy))
     if n == 1 and floats[0]:
-        return lambda out: out  # (y, dy) already
+        return _as_is  # (y, dy) already
     return finish
+
+
+def _as_is(out):
+    return out
 
 
 def _add_jvp_plan(d, primals, tangents, entry, mask, finish):
@@ -214,6 +218,18 @@ def _add_jvp_plan(d, primals, tangents, entry, mask, finish):
     so the next such call only converts tangents and calls the native code."""
     active = [i for i, on in enumerate(mask) if on]
     zeros = [i for i, t in enumerate(tangents) if t is not None and not mask[i]]
+    if len(active) == 1 and not zeros and finish is _as_is:
+        (k,) = active  # the common case, kept short: one tangent, (y, dy) as the entry's
+
+        def plan(primals, tangents):
+            t = tangents[k]
+            if type(t) is not float:
+                if type(t) is not int:
+                    return _SLOW
+                t = float(t)
+            return entry(*primals, t)
+        d._plans[tuple(map(type, tuple(primals) + (None,) + tuple(tangents)))] = plan
+        return
 
     def plan(primals, tangents):
         for i in zeros:

@@ -125,6 +125,20 @@ def test_jvp_plan_cache_does_not_confuse_argument_splits():
         lldiff.jvp(f, (2.0,), (3.0, 1.0, None))
 
 
+def test_repeated_jvp_calls_convert_or_refuse_tangents_as_the_first_call():
+    """Later calls of the same kinds take a plan (one float tangent: the entry's result as
+    is); tangents it cannot take as they are go to the checked path, with the same answers
+    and errors as a first call."""
+    f = lldiff.jit(scale_by_const)
+    for _ in range(2):
+        assert lldiff.jvp(f, (2.0, 3.0), (1.0, None)) == (20.0, 10.0)
+        assert lldiff.jvp(f, (2.0, 3.0), (2, None)) == (20.0, 20.0)
+        assert lldiff.jvp(f, (2.0, 3.0), (np.float64(0.5), None)) == (20.0, 5.0)
+        assert lldiff.jvp(f, (2.0, 3.0), (None, 1.0)) == (20.0, 12.0)
+        with pytest.raises(TypeError, match="tangent for argument 'x' must be a real"):
+            lldiff.jvp(f, (2.0, 3.0), ("1", None))
+
+
 def test_jvp_rejects_non_tuple_primals_and_length_mismatch():
     with pytest.raises(TypeError, match="primals must be a tuple"):
         lldiff.jvp(poly_loop, 1.5, (1.0,))
