@@ -139,6 +139,16 @@ def test_repeated_jvp_calls_convert_or_refuse_tangents_as_the_first_call():
             lldiff.jvp(f, (2.0, 3.0), ("1", None))
 
 
+def test_repeated_jacfwd_calls_equal_first_calls():
+    """jacfwd of one number argument of a float function: later calls are the plan (the
+    entry's tangent); calls of other argument types select their own sweep."""
+    jac = lldiff.jacfwd(scale_by_const, argnums=1)
+    for _ in range(2):
+        assert jac(2.0, 3.0) == 2.0 * 2 * 3.0
+        assert jac(2, 3.0) == 2 * 2 * 3.0
+        assert jac(np.float64(2.0), 0.5) == 2.0 * 2 * 0.5
+
+
 def test_jvp_rejects_non_tuple_primals_and_length_mismatch():
     with pytest.raises(TypeError, match="primals must be a tuple"):
         lldiff.jvp(poly_loop, 1.5, (1.0,))
