@@ -42,7 +42,7 @@ IR -> IR only: imports `lldiff.ir`.
 import math
 import sys
 
-from lldiff.ir import F64, I64, Block, Builder, Func, Op, Region
+from lldiff.ir import F32, F64, I64, Block, Builder, Func, Op, Region
 
 from .rewrite import if_op
 
@@ -534,8 +534,8 @@ def pow_dx_func(name, ftype=F64):
     x, y, r = f.args
     fast = e.op("arith.andi", e.op("arith.andi", e.cmp("one", y, 0.0), e.cmp("one", x, 0.0)),
                 e.op("arith.andi", e.op("math.isfinite", x), e.op("math.isfinite", r)))
-    fast = e.op("arith.andi", fast, e.cmp("oge", e.op("math.absf", r),
-                                          sys.float_info.min))
+    tiny = 2.0 ** -126 if ftype is F32 else sys.float_info.min  # the smallest normal
+    fast = e.op("arith.andi", fast, e.cmp("oge", e.op("math.absf", r), tiny))
 
     def slow(bb):
         eb = Emit(bb, ftype)
@@ -543,7 +543,6 @@ def pow_dx_func(name, ftype=F64):
     out = if_op(b, fast, [ftype], lambda bb: [Emit(bb, ftype).div(r, x)], slow)
     b.create("func.return", out, result_types=[])
     return f
-
 
 
 HELPERS = {"digamma": digamma_func, "pow_dx": pow_dx_func}
