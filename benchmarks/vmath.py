@@ -5,11 +5,12 @@ proves, and its speed against libm's scalar pow -- from ONE run.
 On N random (x, y) pairs of each regime it reports
   - own err: this code's error, max |hi + lo - x^y| in ulp of the result, against mpmath at
     200 bits (on a subsample), and own/bound: the largest ratio of that error to the part of
-    vmath.py's margin meant for it (0.001 + 4e-6 |y ln x|; must stay below 1);
+    vmath.py's margin meant for it (OWN_MARGIN: 0.001 + 4e-6 |y ln x|; must stay below 1);
   - libm err: max |pow(x, y) - x^y| in ulp, same subsample (glibc documents 0.54);
   - libm off: over all N, the largest distance in ulp from a rounding midpoint at which
     libm's pow is not the nearest double, and off/bound: its largest ratio to glibc's part of
-    the margin (0.0115 + 1.5 2^-15 |y ln x|, from glibc's error analysis; must stay below 1);
+    the margin (LIBM_MARGIN: 0.0115 + 1.5 2^-15 |y ln x|, from glibc's error analysis; must
+    stay below 1);
   - the lanes it keeps (proved equal to libm) and the lanes that call libm;
   - mismatches against libm's pow, over all N (must be 0);
   - ns per element: the vector pow (W = 8 lanes, a plain loop over arrays) vs numba's loop
@@ -126,8 +127,9 @@ def main(argv=None):
                                      rng.uniform(-3e5, 3e5, n)),
         "Bessel: (z/2)^2.0, z in (0, 20)": (rng.uniform(0, 10, n), np.full(n, 2.0)),
     }
-    print(f"vector pow (codegen/vmath.py), W = {W}, margin = {vmath.margin(0)} + "
-          f"{vmath.margin(1) - vmath.margin(0):.3g} |y ln x| ulp, {n} pairs per regime, "
+    (la, lb), (oa, ob) = vmath.LIBM_MARGIN, vmath.OWN_MARGIN
+    print(f"vector pow (codegen/vmath.py), W = {W}, margin = {la + oa} + "
+          f"{lb + ob:.3g} |y ln x| ulp, {n} pairs per regime, "
           f"errors on {sub}")
     print(f"{'regime':34} {'own err':>9} {'own/bound':>9} {'libm err':>9} {'libm off':>9} "
           f"{'off/bound':>9} {'kept':>7} {'mismatch':>9} {'vector':>8} {'libm':>8}  ns/elem")
@@ -150,7 +152,7 @@ def main(argv=None):
         off_mid = 0.5 - np.abs(lo) / ulp
         off = normal & ((ref.view(np.int64) & mask) != (hi.view(np.int64) & mask))
         libm_off = float(off_mid[off].max()) if off.any() else 0.0
-        off_ratio = float((off_mid[off] / (0.0115 + 1.5 * 2.0 ** -15 * e[off])).max()) \
+        off_ratio = float((off_mid[off] / (la + lb * e[off])).max()) \
             if off.any() else 0.0
         own = own_ratio = lib_err = 0.0
         for k in range(sub):
@@ -164,7 +166,7 @@ def main(argv=None):
             err = abs(float((mpmath.mpf(hi[k]) + mpmath.mpf(lo[k]) - true / scale)
                             / mpmath.mpf(math.ulp(hi[k]))))
             own = max(own, err)
-            own_ratio = max(own_ratio, err / (0.001 + 4e-6 * e[k]))
+            own_ratio = max(own_ratio, err / (oa + ob * e[k]))
         t_vec = min(timeit.repeat(lambda: run(ptr(x), ptr(y), ptr(out), n), number=3,
                                   repeat=5)) / 3 / n * 1e9
         t_lib = min(timeit.repeat(lambda: scalar_pow(x, y, ref), number=3,

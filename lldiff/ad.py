@@ -218,6 +218,8 @@ def _add_jvp_plan(d, primals, tangents, entry, mask, finish):
     so the next such call only converts tangents and calls the native code."""
     active = [i for i, on in enumerate(mask) if on]
     zeros = [i for i, t in enumerate(tangents) if t is not None and not mask[i]]
+    # None separates primal from tangent types: a planned primal is never None
+    key = tuple(map(type, tuple(primals) + (None,) + tuple(tangents)))
     if len(active) == 1 and not zeros and finish is _as_is:
         (k,) = active  # the common case, kept short: one tangent, (y, dy) as the entry's
 
@@ -228,7 +230,7 @@ def _add_jvp_plan(d, primals, tangents, entry, mask, finish):
                     return _SLOW
                 t = float(t)
             return entry(*primals, t)
-        d._plans[tuple(map(type, tuple(primals) + (None,) + tuple(tangents)))] = plan
+        d._plans[key] = plan
         return
 
     def plan(primals, tangents):
@@ -242,8 +244,7 @@ def _add_jvp_plan(d, primals, tangents, entry, mask, finish):
                 return _SLOW
             dx.append(float(t))
         return finish(entry(*primals, *dx))
-    # None separates primal from tangent types: a planned primal is never None
-    d._plans[tuple(map(type, tuple(primals) + (None,) + tuple(tangents)))] = plan
+    d._plans[key] = plan
 
 
 _JACFWD_WIDTH = 16  # directions per vector-mode sweep for array arguments

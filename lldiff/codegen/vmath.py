@@ -33,27 +33,23 @@ from llvmlite import ir as L
 
 from .llvm import PTR, const_of, splat
 
-__all__ = ["build_vpow", "margin"]
+__all__ = ["build_vpow", "LIBM_MARGIN", "OWN_MARGIN"]
 
 # A lane keeps the fast result when its hi + lo lies farther than
-#   margin = _MARGIN + _MARGIN_PER_LOG |y ln x|
-# ulp from a rounding midpoint. glibc's part: 0.011 + 1.5 2^-15 |y ln x| (module docstring);
-# measured, its results leave the nearest double only within 0.008 ulp of a midpoint. This
-# code's own part: 0.001 + 4e-6 |y ln x|, over 4 times its largest error measured at each
-# size of |y ln x| (benchmarks/vmath.py prints the ratio).
-_MARGIN = 0.0115 + 0.001
-_MARGIN_PER_LOG = 1.5 * 2.0 ** -15 + 4e-6
+#   margin = a + b |y ln x|,  (a, b) = LIBM_MARGIN + OWN_MARGIN termwise,
+# ulp from a rounding midpoint. glibc's part (module docstring): exp's 0.011 (with 0.0005 to
+# spare) and log's 1.5 2^-15 per unit of |y ln x|; measured, its results leave the nearest
+# double only within 0.0064 ulp of a midpoint. This code's own part: over 4 times its largest
+# error measured at each size of |y ln x|. benchmarks/vmath.py prints both ratios.
+LIBM_MARGIN = (0.0115, 1.5 * 2.0 ** -15)
+OWN_MARGIN = (0.001, 4e-6)
+_MARGIN = LIBM_MARGIN[0] + OWN_MARGIN[0]
+_MARGIN_PER_LOG = LIBM_MARGIN[1] + OWN_MARGIN[1]
 
 _N = 128            # table sizes (log: intervals of the mantissa; exp: 2^(j/N))
 _OFF = 0x3FE6955500000000  # the log intervals start at asdouble(_OFF) ~ 0.7057 (as ARM's)
 _LOG_DEGREE = 10    # log1p(r) = r - r^2/2 + r^3 P(r), |r| < 2^-7.5: Taylor to r^10
 _EXP_DEGREE = 6     # exp(r) - 1 - r = r^2 Q(r), |r| < ln2/256: Taylor to r^6
-
-
-def margin(y_log_x):
-    """The distance in ulp from a rounding midpoint beyond which a lane keeps its own
-    result, for |y ln x| = `y_log_x` (the reason: the comment at _MARGIN)."""
-    return _MARGIN + _MARGIN_PER_LOG * abs(y_log_x)
 
 
 def _bits(x):
