@@ -239,6 +239,30 @@ def test_a_lane_failing_raises_the_scalar_loops_error_for_the_first_failing_elem
     assert same(out[:22], expect[:22])  # what precedes the failing element is written
 
 
+def gamma_then_divide(v, x):
+    return math.gamma(v + 1) * math.lgamma(v + 2) / x + math.atan(v) * x
+
+
+def test_uniform_libm_calls_leave_the_loop_but_not_the_checks():
+    """libm calls on uniform values are pure (codegen/llvm.py `pure`), so LLVM runs them once
+    per kernel call, ahead of checks that precede them per element: the results, the
+    element a failure is reported for and what precedes it are still the scalar loop's."""
+    f = lldiff.jit(gamma_then_divide)
+    x = np.linspace(-3, 3, 53) + 0.01
+    _compare(lambda: f, [2.5, x], "uniform gamma")
+    _compare(lambda: f, [-2.5, x], "uniform gamma of a negative")
+    assert ran_spmd(f)
+    x[37] = 0.0
+    out = np.zeros(53)
+    with pytest.raises(ZeroDivisionError):
+        lldiff.vectorize(f)(2.5, x, out=out)
+    expect = np.zeros(53)
+    with pytest.raises(ZeroDivisionError):
+        lldiff.vectorize(f, simd=False)(2.5, x, out=expect)
+    assert same(out[:37], expect[:37])
+    assert lldiff.vectorize(f)(2.5, np.empty(0)).shape == (0,)  # no element: nothing read
+
+
 def int_ops(a, b):
     if b != 0:
         return a // b + a % b + math.factorial(b % 5) + a ** (b % 3)

@@ -263,8 +263,20 @@ def _libm(name):
     def lower(fe, op, a):
         fname = name if a[0].type == L.DoubleType() else name + "f"
         fn = fe.ctx.intrinsic(fname, [a[0].type] * len(a), a[0].type)
+        pure(fn)
         return [fe.bd.call(fn, a)]
     return lower
+
+
+def pure(fn):
+    """Declares a libm function free of side effects, as clang does under -fno-math-errno,
+    and defined for every argument: lldiff never reads errno, so LLVM may fold, CSE and hoist
+    calls out of loops and branches (a tgamma of a uniform argument leaves the map kernel's
+    loop, from behind the branches of earlier checks)."""
+    fn.attributes.add("readnone")
+    fn.attributes.add("nounwind")
+    set.add(fn.attributes, "speculatable")  # (llvmlite's list of attributes lacks it)
+    return fn
 
 
 _FCMP = {"oeq": (True, "=="), "one": (True, "!="), "olt": (True, "<"), "ole": (True, "<="),

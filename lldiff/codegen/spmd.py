@@ -435,9 +435,9 @@ def emit_spmd_map(lm, func, lanes_func):
     w = lanes_func.attrs["spmd"]["lanes"]
     fn = L.Function(lm, scalar.function_type, name=simd_name(func.name))
     start, end, ins, in_strides, outs, out_strides, failed = fn.args
-    entry, head, body, ok, redo, redo_ok, tail, whole, give_up = (
-        fn.append_basic_block(s) for s in ("entry", "head", "body", "ok", "redo", "redo.ok",
-                                           "tail", "whole", "give_up"))
+    entry, prep, head, body, ok, redo, redo_ok, tail, whole, give_up = (
+        fn.append_basic_block(s) for s in ("entry", "prep", "head", "body", "ok", "redo",
+                                           "redo.ok", "tail", "whole", "give_up"))
     bd = L.IRBuilder(entry)
 
     def typed_base(table, idx, t):
@@ -454,20 +454,25 @@ def emit_spmd_map(lm, func, lanes_func):
     for j, (a, base) in enumerate(zip(func.args, in_bases)):
         step = bd.load(bd.gep(in_strides, [L.Constant(_I64, j)]))
         fits = bd.and_(fits, entry_ok(step, 0 if uniform[j] else 1))
-        if uniform[j]:
-            uniform_vals[j] = base
     for j in range(len(func.result_types)):
         step = bd.load(bd.gep(out_strides, [L.Constant(_I64, j)]))
         fits = bd.and_(fits, entry_ok(step, 1))
     slots = [bd.alloca(llvm_type(t)) for t in lanes_func.result_types]
-    bd.cbranch(fits, head, whole)
+    bd.cbranch(bd.and_(fits, bd.icmp_signed("<", start, end)), prep, whole)
 
-    bd.position_at_end(whole)  # strides this form was not made for
+    bd.position_at_end(whole)  # strides this form was not made for (or no elements)
     bd.ret(bd.call(scalar, fn.args))
+
+    bd.position_at_end(prep)  # uniform arguments are read once, before the loop, so LLVM
+    for j, (a, base) in enumerate(zip(func.args, in_bases)):  # may hoist what they alone feed
+        if uniform[j]:
+            v = bd.load(base)
+            uniform_vals[j] = bd.trunc(v, L.IntType(1)) if a.type is I1 else v
+    bd.branch(head)
 
     bd.position_at_end(head)
     i = bd.phi(_I64, name="i")
-    i.add_incoming(start, entry)
+    i.add_incoming(start, prep)
     nxt = bd.add(i, L.Constant(_I64, w))
     bd.cbranch(bd.icmp_signed("<=", nxt, end), body, tail)
 
@@ -475,8 +480,7 @@ def emit_spmd_map(lm, func, lanes_func):
     args = []
     for j, (a, base) in enumerate(zip(func.args, in_bases)):
         if j in uniform_vals:
-            v = bd.load(base)
-            args.append(bd.trunc(v, L.IntType(1)) if a.type is I1 else v)
+            args.append(uniform_vals[j])
             continue
         mt = L.VectorType(_memory_type(a.type), w)
         v = bd.load(bd.bitcast(bd.gep(base, [i]), mt.as_pointer()), align=_align(a.type))
