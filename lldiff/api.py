@@ -371,9 +371,7 @@ class Dispatcher:
                                                     vector_pow=vector_pow)
         sym = codegen.simd_name(spec.symbol)
         variant = ("simd", lanes, uniform, vector_pow) + spec.variant
-        lib, addresses = self._machine_code(types, variant, text, [sym], {}, {})
-        kernel = _map_proto()(addresses[sym])
-        kernel._lldiff_library = lib
+        kernel = self._load_kernel(types, variant, text, sym)
         kernel._lldiff_spmd = lane_func  # (what ran: tests and inspect)
         return kernel, spec.func.result_types, errors
 
@@ -395,11 +393,18 @@ class Dispatcher:
                                                fastmath=self.fastmath,
                                                name=spec.symbol + ".map")
         sym = codegen.map_name(spec.symbol)
-        lib, addresses = self._machine_code(types, ("map",) + spec.variant, text, [sym],
-                                            {}, {})
+        return self._load_kernel(types, ("map",) + spec.variant, text, sym), rtypes, errors
+
+    def _load_kernel(self, types, variant, text, sym):
+        """The ctypes map kernel `sym` of LLVM IR `text`, with its worker (codegen/kernel.py)
+        as `._lldiff_worker`."""
+        from . import codegen
+        worker = codegen.worker_name(sym)
+        lib, addresses = self._machine_code(types, variant, text, [sym, worker], {}, {})
         kernel = _map_proto()(addresses[sym])
-        kernel._lldiff_library = lib  # keep the code alive with the function
-        return kernel, rtypes, errors
+        kernel._lldiff_worker = _worker_proto()(addresses[worker])
+        kernel._lldiff_library = lib  # keep the code alive with the functions
+        return kernel
 
     def _map_spec(self, types, mask=None, seeded=None, width=None):
         """The verified specialization a map kernel runs (see `_map_kernel`); TypeError when
@@ -839,6 +844,13 @@ def _map_proto():
     import ctypes
     P, I = ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64)
     return ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, ctypes.c_int64, P, I, P, I, I)
+
+
+def _worker_proto():
+    """The ctypes type of a map kernel's worker (codegen/kernel.py)."""
+    import ctypes
+    P, I = ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64)
+    return ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, ctypes.c_int64, I, P, I, P, I, I)
 
 
 def _plan_key(args):

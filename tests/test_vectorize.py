@@ -73,6 +73,50 @@ def test_errors_are_the_scalar_errors():
         lldiff.vectorize(divide, threads=0)
 
 
+def two_failures(x, n):
+    return 1.0 / x + 7 // n
+
+
+@pytest.mark.parametrize("first", ["float", "int"])
+def test_threads_report_the_first_failing_element(first):
+    """Chunks run on several threads (codegen/kernel.py's worker): the error is the first
+    failing element's, whichever thread met which failure first, and what precedes it is
+    written, as with one thread."""
+    n = 200_000
+    x, k = np.linspace(1, 2, n), np.ones(n, dtype=np.int64)
+    fail_x, fail_k = (30_011, 150_007) if first == "float" else (150_007, 30_011)
+    x[fail_x], k[fail_k] = 0.0, 0
+    message = "float division by zero" if first == "float" else "integer division"
+    head = min(fail_x, fail_k)
+    one = np.zeros(n)
+    with pytest.raises(ZeroDivisionError, match=message):
+        lldiff.vectorize(two_failures, threads=1)(x, k, out=one)
+    for threads in (2, 4, 7):
+        out = np.zeros(n)
+        with pytest.raises(ZeroDivisionError, match=message):
+            lldiff.vectorize(two_failures, threads=threads)(x, k, out=out)
+        np.testing.assert_array_equal(out[:head], one[:head])
+        np.testing.assert_array_equal(out[:head], 1.0 / x[:head] + 7)
+
+
+def test_callers_on_several_threads_share_the_helper_threads():
+    import threading
+    vb = lldiff.vectorize(poor_besselj, threads=3)
+    z = np.linspace(0.01, 10, 50_000)
+    want = lldiff.vectorize(poor_besselj, threads=1)(2, z)
+    got = [None] * 4
+
+    def call(j):
+        got[j] = vb(2, z + 0.0)
+    callers = [threading.Thread(target=call, args=(j,)) for j in range(4)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    for g in got:
+        np.testing.assert_array_equal(g, want)
+
+
 def test_vectorize_releases_the_gil_while_mapping():
     import threading
     import time

@@ -7,6 +7,14 @@ ptr failed)`: for i in [start, end) it reads argument k from `ins[k] + i * in_st
 (an entry of the module's error table) with that element's index in `*failed`. No Python
 object is touched, so a caller may release the GIL around it (ctypes does).
 
+`i32 @<kernel>.worker(i64 n, i64 chunk, ptr next, ptr ins, ptr in_strides, ptr outs,
+ptr out_strides, ptr failed)` (`emit_worker`) runs a kernel on one thread of several: it
+takes chunks [lo, lo + chunk) from the counter all threads share (`*next`, an atomic add)
+until `n`, and stops at the first chunk that fails, returning its status. One foreign call
+per thread, however many chunks: no GIL between chunks. Chunks are taken in increasing
+order, so when a thread fails every earlier chunk was taken by some thread, which ran it
+whole or failed earlier: the least failing index over the threads is the scalar loop's.
+
 Owns the kernel ABI; scalar arguments and results only (f64, i64, i1 stored as one byte).
 Must not import llvmlite.binding.
 """
@@ -16,7 +24,7 @@ from llvmlite import ir as L
 from ..ir import I1
 from .llvm import I32, llvm_type
 
-__all__ = ["emit_map", "map_name"]
+__all__ = ["emit_map", "emit_worker", "map_name", "worker_name"]
 
 _I64 = L.IntType(64)
 _PTR = L.IntType(8).as_pointer()
@@ -24,6 +32,10 @@ _PTR = L.IntType(8).as_pointer()
 
 def map_name(symbol):
     return f"{symbol}.map"
+
+
+def worker_name(symbol):
+    return f"{symbol}.worker"
 
 
 def _memory_type(t):
@@ -76,4 +88,30 @@ def emit_map(lm, func):
     bd.position_at_end(fail)
     bd.store(i, failed)
     bd.ret(status)
+    return fn
+
+
+def emit_worker(lm, kernel):
+    """The worker (module docstring) of map kernel `kernel` (an LLVM function)."""
+    fnty = L.FunctionType(I32, [_I64, _I64, _I64.as_pointer()] + list(
+        kernel.function_type.args[2:]))
+    fn = L.Function(lm, fnty, name=worker_name(kernel.name))
+    n, chunk, nxt, ins, in_strides, outs, out_strides, failed = fn.args
+    entry, take, run, done = (fn.append_basic_block(s) for s in ("entry", "take", "run",
+                                                                  "done"))
+    bd = L.IRBuilder(entry)
+    bd.branch(take)
+    bd.position_at_end(take)
+    lo = bd.atomic_rmw("add", nxt, chunk, "monotonic")
+    bd.cbranch(bd.icmp_signed("<", lo, n), run, done)
+    bd.position_at_end(run)
+    hi = bd.add(lo, chunk)
+    hi = bd.select(bd.icmp_signed("<", hi, n), hi, n)
+    status = bd.call(kernel, [lo, hi, ins, in_strides, outs, out_strides, failed])
+    bd.cbranch(bd.icmp_signed("!=", status, L.Constant(I32, 0)), done, take)
+    bd.position_at_end(done)
+    result = bd.phi(I32)
+    result.add_incoming(L.Constant(I32, 0), take)
+    result.add_incoming(status, run)
+    bd.ret(result)
     return fn
