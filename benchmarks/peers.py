@@ -36,7 +36,8 @@ Tools
   suffice for z < 10), the workaround for tools that cannot differentiate the `while` loop.
 
 Reading the tables
-  * time: min and median of interleaved repeats, in the workload's unit; warm-up (tracing,
+  * time: min and median of interleaved repeats, each after 0.1 s idle (so other tools'
+    thread pools have stopped spinning), in the workload's unit; warm-up (tracing,
     compiling, first call) excluded and shown as "first call". x lldiff: the row's min over
     that of lldiff's reference row (*) of the workload; x numba (lldiff rows): over numba's
     row with the same thread count (its hand-written derivative in derivative workloads).
@@ -79,7 +80,7 @@ if ROOT not in sys.path:
 sys.path.insert(0, HERE)
 
 from arrays import poorman_norm  # noqa: E402
-from forward import _interleaved, _table  # noqa: E402
+from forward import _table  # noqa: E402
 from primal import _calibrate, _dist_version, _err, _loadavg, machine_info  # noqa: E402
 from reverse import chain  # noqa: E402
 
@@ -974,6 +975,21 @@ def _prepare(block, row, cfg):
     return timer, _calibrate(timer, cfg["target_s"]), factor
 
 
+def _interleaved(variants, repeats, pause):
+    """forward.py's interleaved repeats, with the machine left idle for `pause` seconds
+    before each timing: thread pools spin after their work (numba's OpenMP layer after a
+    prange, measured here: the next 2-thread map ran 1.3x slower), and a pool spinning on
+    a core would be charged to whichever tool runs next."""
+    times = {k: [] for k in variants}
+    for _ in range(repeats):
+        for k, fn in variants.items():
+            time.sleep(pause)
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return times
+
+
 def run_block(block, rows, cfg):
     variants, scale = {}, {}
     for i, row in enumerate(rows):
@@ -986,7 +1002,7 @@ def run_block(block, rows, cfg):
             continue
         variants[i] = lambda timer=timer, number=number: timer.timeit(number)
         scale[i] = factor / number
-    times = _interleaved(variants, block["repeats"])
+    times = _interleaved(variants, block["repeats"], cfg["pause_s"])
     for i, ts in times.items():
         rows[i]["s"] = [t * scale[i] for t in ts]
     _summarize(block, rows)
@@ -1111,8 +1127,9 @@ def write_md(path, blocks, rows, cr, info):
            f"- date {info['date']}, lldiff git rev {info['lldiff_rev']}, wall "
            f"{info['wall_s']:.0f} s",
            "- versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()), "",
-           "Reading the tables: time is the min (median) of interleaved repeats, warm-up "
-           "excluded; x lldiff = row / lldiff's reference row (*); x numba = lldiff's row / "
+           "Reading the tables: time is the min (median) of interleaved repeats, each after "
+           f"{info['pause_s']} s idle (so no tool's spinning thread pool is charged to the "
+           "next), warm-up excluded; x lldiff = row / lldiff's reference row (*); x numba = lldiff's row / "
            "numba's row with the same thread count (the hand-written derivative in derivative "
            "workloads); err = max |got - ref| / max |ref| (WRONG above 1e-8, 1e-5 for FD); "
            "cannot = the tool raised (first line of the error).", "",
@@ -1230,10 +1247,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.quick:
         cfg = dict(points=10 ** 5, l2=(10 ** 3, 10 ** 5), steps=10 ** 4, target_s=0.005,
-                   budget_s=0.5, repeats={"bessel": 3, "batch": 3, "l2": 3, "chain": 3})
+                   pause_s=0.02, budget_s=0.5, repeats={"bessel": 3, "batch": 3, "l2": 3, "chain": 3})
     else:
         cfg = dict(points=10 ** 6, l2=(10 ** 3, 10 ** 6), steps=10 ** 5, target_s=0.02,
-                   budget_s=3.0, repeats={"bessel": 7, "batch": 5, "l2": 7, "chain": 5})
+                   pause_s=0.1, budget_s=3.0, repeats={"bessel": 7, "batch": 5, "l2": 7, "chain": 5})
     out_dir = args.out or (None if args.quick else os.path.join(HERE, "results"))
     tools = set(args.tools.split(","))
     warnings.filterwarnings("ignore", category=FutureWarning)   # torch.jit, at import
@@ -1241,7 +1258,7 @@ def main(argv=None):
     t_start = time.time()
     info = machine_info()
     info.update(load_start=_loadavg(), date=datetime.date.today().isoformat(),
-                mode=" --quick" if args.quick else "")
+                mode=" --quick" if args.quick else "", pause_s=cfg["pause_s"])
     blocks = _blocks(cfg)
     print(f"lldiff vs peers{' (--quick)' if args.quick else ''}: {info['cpu']}, "
           f"{info['cores']} cores, load {info['load_start']}, lldiff {info['lldiff_rev']}")
