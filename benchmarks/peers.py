@@ -13,7 +13,9 @@ Workloads
        (a) one call from Python at z = 0.5: us per call;
        (b) 10^6 points z_i = 10 (i + 1/2) / 10^6: ns per point.
   2. The l2 norm loop sqrt(sum x[i]^2) (arrays.py's poorman_norm) over float64 arrays of
-     n = 10^3 and 10^6: value, and value with gradient x/|x|; us or ms per call.
+     n = 10^3 and 10^6: value, and value with gradient x/|x|; us or ms per call. Also with
+     fastmath=True in lldiff and numba (rows marked so): the sum may then be reassociated
+     and vectorized, the choice JAX, PyTorch and Dr.Jit make for their sums.
   3. The chain x_{k+1} = x_k + h sin(x_k) theta of reverse.py, K = 10^5 steps: value, and
      value with gradient w.r.t. (x0, theta) by reverse mode; ms per call. Checked against a
      hand-written reverse sweep (chain_hand; its numba copy is timed, central FD compared).
@@ -246,6 +248,9 @@ def rows_lldiff(add, cfg):
     nrm = lldiff.jit(poorman_norm)
     nrm_jg = lldiff.jit_grad(poorman_norm)
     nrm_vg = lldiff.value_and_grad(nrm)
+    # fastmath: the sum may be reassociated (vectorized), as JAX's and PyTorch's sums are
+    nrm_fast = lldiff.jit(poorman_norm, fastmath=True)
+    nrm_fast_jg = lldiff.jit_grad(poorman_norm, fastmath=True)
     for size in ("small", "large"):
         add(f"l2_value_{size}", "lldiff.jit", star=True,
             make=lambda n: functools.partial(nrm, _l2x(n)))
@@ -253,6 +258,10 @@ def rows_lldiff(add, cfg):
             make=lambda n: functools.partial(nrm_jg, _l2x(n)))
         add(f"l2_grad_{size}", "lldiff.value_and_grad(f)",
             make=lambda n: functools.partial(nrm_vg, _l2x(n)))
+        add(f"l2_value_{size}", "lldiff.jit(fastmath=True)", fast=True,
+            make=lambda n: functools.partial(nrm_fast, _l2x(n)))
+        add(f"l2_grad_{size}", "@lldiff.jit_grad(fastmath=True)", fast=True,
+            make=lambda n: functools.partial(nrm_fast_jg, _l2x(n)))
     ch = lldiff.jit(chain)
     ch_vg = lldiff.value_and_grad(ch, argnums=(0, 1))
     ch_jg = lldiff.jit_grad(chain)
@@ -323,8 +332,7 @@ def rows_numba(add, cfg):
 
     nb_norm = numba.njit(poorman_norm)
 
-    @numba.njit
-    def norm_grad(x):
+    def norm_grad_py(x):
         s = 0.0
         for i in range(len(x)):
             s += x[i] * x[i]
@@ -333,6 +341,9 @@ def rows_numba(add, cfg):
         for i in range(len(x)):
             g[i] = x[i] / r
         return r, g
+    norm_grad = numba.njit(norm_grad_py)
+    nb_norm_fast = numba.njit(fastmath=True)(poorman_norm)
+    norm_grad_fast = numba.njit(fastmath=True)(norm_grad_py)
 
     @numba.njit
     def norm_fd(x):
@@ -353,6 +364,10 @@ def rows_numba(add, cfg):
             make=lambda n: functools.partial(nb_norm, _l2x(n)))
         add(f"l2_grad_{size}", "hand-written x/|x| (two passes)", kind="hand",
             make=lambda n: functools.partial(norm_grad, _l2x(n)))
+        add(f"l2_value_{size}", "@njit(fastmath=True)", kind="primal", fast=True,
+            make=lambda n: functools.partial(nb_norm_fast, _l2x(n)))
+        add(f"l2_grad_{size}", "hand-written x/|x|, @njit(fastmath=True)", kind="hand",
+            fast=True, make=lambda n: functools.partial(norm_grad_fast, _l2x(n)))
         add(f"l2_grad_{size}", "n central differences of @njit norm", tool="central FD",
             kind="fd", bounded=(cfg["l2"][0], 2),
             make=lambda n: functools.partial(norm_fd, _l2x(n)))
@@ -923,11 +938,11 @@ def make_rows(blocks, cfg, tools):
             continue
 
         def add(key, how, thunk=None, make=None, tool=name, kind="ad", threads=1,
-                pick=None, bounded=None, star=False):
+                pick=None, bounded=None, star=False, fast=False):
             if key in rows:
                 rows[key].append({
                     "tool": tool, "how": how, "threads": threads, "kind": kind,
-                    "star": star, "status": "ok", "bounded": bounded,
+                    "star": star, "status": "ok", "bounded": bounded, "fast": fast,
                     "make": make or (lambda size: thunk), "pick": pick or (lambda r: r)})
 
         t0 = time.perf_counter()
@@ -1011,7 +1026,7 @@ def run_block(block, rows, cfg):
 
 def _summarize(block, rows):
     """Per row: min/median in the block's unit, ratio to lldiff (*) and, for lldiff's rows,
-    to numba's row with the same thread count."""
+    to numba's row with the same thread count and fastmath flag."""
     unit, size = block["unit"], block["size"]
     star = next((r for r in rows if r["star"] and r.get("s")), None)
     numba = [r for r in rows if r["tool"] == "numba" and r.get("s")]
@@ -1021,7 +1036,8 @@ def _summarize(block, rows):
         r["min"], r["median"] = (_shown(f(r["s"]), unit, size) for f in (min, statistics.median))
         if star:
             r["x_lldiff"] = min(r["s"]) / min(star["s"])
-        nb = next((n for n in numba if str(n["threads"]) == str(r["threads"])), None)
+        nb = next((n for n in numba if str(n["threads"]) == str(r["threads"])
+                   and n.get("fast") == r.get("fast")), None)
         if r["tool"] == "lldiff" and nb:
             r["x_numba"] = min(r["s"]) / min(nb["s"])
 
@@ -1229,7 +1245,7 @@ def write_png(path, blocks, rows, info):
 
 
 def _json_rows(rs):
-    keep = ("tool", "how", "threads", "kind", "star", "status", "reason", "size", "err",
+    keep = ("tool", "how", "threads", "kind", "star", "fast", "status", "reason", "size", "err",
             "first_s", "s", "min", "median", "x_lldiff", "x_numba", "estimate_s",
             "extrapolated_from")
     return [{k: r[k] for k in keep if k in r} for r in rs]
