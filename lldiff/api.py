@@ -234,6 +234,20 @@ class Dispatcher:
         spec.callees = tuple(c for c in own if c is not func)
         spec.module = own
 
+    def _result_count(self, types):
+        """How many results the specialization for `types` returns: from its IR where built,
+        else (cache=True) from its disk-cache entry, without building IR."""
+        if not self.cache:
+            return len(self._ir(types).func.result_types)
+        from . import caching
+        sig = "_".join(_mangle(t) for t in types) or "void"
+        meta = caching.peek(self, sig, ("results",))  # (an entry of metadata alone)
+        if meta is not None:
+            return meta["results"]
+        n = len(self._ir(types).func.result_types)
+        caching.store(self, sig, ("results",), {"results": n}, b"")
+        return n
+
     def _native(self, types):
         spec = self._ir(types)
         if spec.entry is not None:
@@ -350,11 +364,22 @@ class Dispatcher:
                           lambda: self._make_map_kernel(types, mask, seeded, width))
 
     def _make_simd_kernel(self, types, mask, seeded, width, uniform):
+        # The lane count and whether pow runs in vector code follow from the machine and its
+        # C library, which the disk cache's environment holds (runtime/diskcache.py), and
+        # from $LLDIFF_SIMD_LANES: so the variant is known, and a cached kernel found,
+        # without LLVM or the IR.
+        variant = ("simd", os.environ.get("LLDIFF_SIMD_LANES", ""), uniform) + \
+            _map_variant(mask, seeded, width)
+        got = self._cached_kernel(types, variant)
+        if got is not None:
+            got[0]._lldiff_spmd = None  # (an SPMD form ran, not made in this process)
+            return got
         from . import codegen
         from .ir import Module
         from .passes.spmd import NotSpmd, spmd_func
         from .runtime import get_engine
         spec = self._map_spec(types, mask, seeded, width)
+        assert variant[3:] == spec.variant, (variant, spec.variant)
         lanes = get_engine().simd_lanes()
         try:
             lane_func = spmd_func(spec.module, spec.symbol, uniform, lanes)
@@ -370,10 +395,10 @@ class Dispatcher:
                                                     vector_math=vector_math,
                                                     vector_pow=vector_pow)
         sym = codegen.simd_name(spec.symbol)
-        variant = ("simd", lanes, uniform, vector_pow) + spec.variant
-        kernel = self._load_kernel(types, variant, text, sym)
+        rtypes = spec.func.result_types
+        kernel = self._load_kernel(types, variant, text, sym, rtypes, errors)
         kernel._lldiff_spmd = lane_func  # (what ran: tests and inspect)
-        return kernel, spec.func.result_types, errors
+        return kernel, rtypes, errors
 
     def _once(self, key, make):
         """self._maps[key], made by make() the first time (once, whatever the threads)."""
@@ -386,25 +411,52 @@ class Dispatcher:
         return got
 
     def _make_map_kernel(self, types, mask, seeded, width):
+        variant = ("map",) + _map_variant(mask, seeded, width)
+        got = self._cached_kernel(types, variant)
+        if got is not None:
+            return got
         from . import codegen
         spec = self._map_spec(types, mask, seeded, width)
+        assert variant[1:] == spec.variant, (variant, spec.variant)
         rtypes = spec.func.result_types
         text, errors = codegen.emit_map_module(spec.module, spec.symbol,
                                                fastmath=self.fastmath,
                                                name=spec.symbol + ".map")
         sym = codegen.map_name(spec.symbol)
-        return self._load_kernel(types, ("map",) + spec.variant, text, sym), rtypes, errors
+        return self._load_kernel(types, variant, text, sym, rtypes, errors), rtypes, errors
 
-    def _load_kernel(self, types, variant, text, sym):
+    def _load_kernel(self, types, variant, text, sym, rtypes, errors):
         """The ctypes map kernel `sym` of LLVM IR `text`, with its worker (codegen/kernel.py)
-        as `._lldiff_worker`."""
+        as `._lldiff_worker`; with cache=True, stored with its result types and error table."""
         from . import codegen
         worker = codegen.worker_name(sym)
-        lib, addresses = self._machine_code(types, variant, text, [sym, worker], {}, {})
-        kernel = _map_proto()(addresses[sym])
-        kernel._lldiff_worker = _worker_proto()(addresses[worker])
-        kernel._lldiff_library = lib  # keep the code alive with the functions
-        return kernel
+        meta = {"results": [str(t) for t in rtypes], "errors": [list(e) for e in errors]}
+        lib, addresses = self._machine_code(types, variant, text, [sym, worker], meta, {})
+        return _kernel(addresses[sym], addresses[worker], lib)
+
+    def _cached_kernel(self, types, variant):
+        """(kernel, result types, error table) of a map kernel from the disk cache, before
+        any IR is built; None without cache=True or on a miss (`_machine_code` then
+        compiles and stores it without looking again)."""
+        if not self.cache:
+            return None
+        from . import caching
+        from .ir import F32, F64, I1, I64
+        sig = "_".join(_mangle(t) for t in types) or "void"
+        t0 = time.perf_counter()
+        got = caching.fetch(self, sig, variant)
+        if got is None:
+            self._hits[(sig, variant)] = None
+            return None
+        meta, addresses, owner = got
+        scalars = {str(t): t for t in (F64, F32, I64, I1)}
+        sym, worker = meta["exports"]
+        kernel = _kernel(addresses[sym], addresses[worker], owner)
+        if os.environ.get("LLDIFF_TIMING", "") not in ("", "0"):
+            print(f"lldiff: {self.__name__} map kernel {variant[0]} {sig}: "
+                  f"{(time.perf_counter() - t0) * 1e3:.1f} ms (disk cache)", file=sys.stderr)
+        return (kernel, [scalars[t] for t in meta["results"]],
+                [tuple(e) for e in meta["errors"]])
 
     def _map_spec(self, types, mask=None, seeded=None, width=None):
         """The verified specialization a map kernel runs (see `_map_kernel`); TypeError when
@@ -458,8 +510,7 @@ class Dispatcher:
         types, mask = tuple(types), tuple(bool(m) for m in mask)
         seeded = None if seeded is None else tuple(bool(s) for s in seeded)
         tmask = None if tmask is None else tuple(bool(m) for m in tmask)
-        key = (types, kind, mask, width, seeded) + ((tmask,) if tmask is not None else ()) + \
-            ((("checkpoints", checkpoints),) if checkpoints is not None else ())
+        key = (types,) + _derived_variant(kind, mask, width, seeded, tmask, checkpoints)
         d = self._derivs.get(key)
         if d is not None:
             return d
@@ -844,6 +895,34 @@ def _map_proto():
     import ctypes
     P, I = ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64)
     return ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, ctypes.c_int64, P, I, P, I, I)
+
+
+def _map_variant(mask, seeded, width):
+    """The transformation (`_Specialization.variant`) of the specialization `_map_spec`
+    makes for these flags, without making it."""
+    if mask is None:
+        return ("primal",)
+    if width is not None:
+        return _derived_variant("jvp", mask, width)
+    return _derived_variant("grad", mask, 1, seeded)
+
+
+def _derived_variant(kind, mask, width=1, seeded=None, tmask=None, checkpoints=None):
+    """The variant of `_derived_ir`'s specialization (its key less the types)."""
+    mask = tuple(bool(m) for m in mask)
+    seeded = None if seeded is None else tuple(bool(s) for s in seeded)
+    tmask = None if tmask is None else tuple(bool(m) for m in tmask)
+    return (kind, mask, width, seeded) + ((tmask,) if tmask is not None else ()) + \
+        ((("checkpoints", checkpoints),) if checkpoints is not None else ())
+
+
+def _kernel(address, worker, owner):
+    """The ctypes map kernel at `address`, its worker as `._lldiff_worker`, kept alive by
+    `owner` (the code's library)."""
+    kernel = _map_proto()(address)
+    kernel._lldiff_worker = _worker_proto()(worker)
+    kernel._lldiff_library = owner
+    return kernel
 
 
 def _worker_proto():

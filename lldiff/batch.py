@@ -361,7 +361,7 @@ class _Vectorized:
         if self.gradient is None:
             return _Plan(())
         nums, mask = self.gradient.mask(types)
-        n_results = len(self.d._ir(tuple(types)).func.result_types)
+        n_results = self.d._result_count(tuple(types))
         if isinstance(self.gradient, _Forward):
             return _Plan((mask, None, len(nums)), self.gradient.seeds(mask), nums, n_results)
         return _Plan((mask, tuple(i == 0 for i in range(n_results))), (), nums, n_results)

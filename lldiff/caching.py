@@ -85,6 +85,14 @@ def fetch(d, sig, variant):
     return meta, addresses, owner
 
 
+def peek(d, sig, variant):
+    """The metadata of a cache entry, or None; its code is not loaded."""
+    from .runtime import diskcache
+    k = key(d, sig, variant)
+    got = None if k is None else diskcache.load(d.__name__, k)
+    return None if got is None else got[0]
+
+
 def store(d, sig, variant, meta, obj):
     from .runtime import diskcache
     k = key(d, sig, variant)

@@ -19,7 +19,7 @@ The key is the caller's description of the function (source, dependencies, signa
 transformation, options) plus `environment()`: the compiler (lldiff's version and the size and
 mtime of each of its source files, so an edited compiler never reuses old code), llvmlite's
 version, the Python version, and the host (machine, OS, CPU model and feature flags, which
-the code was optimized for). Computing it must stay cheap (a cache hit costs ~1-2 ms in all):
+the code was optimized for, and the C library, whose pow the SIMD map's matches). Computing it must stay cheap (a cache hit costs ~1-2 ms in all):
 no llvmlite.binding, no hashlib, json or mmap, no hashing of large files. Must not know about
 lldiff's IR.
 """
@@ -69,6 +69,7 @@ def environment():
             f"python {sys.version}",
             f"host {sys.platform} {os.uname().machine if hasattr(os, 'uname') else ''} "
             f"{_cpu()}",
+            f"libc {_libc()}",  # (the SIMD map's pow is glibc's, bit for bit, or libm's)
         ])
     return _env
 
@@ -94,6 +95,13 @@ def _cpu():
     from . import get_engine
     e = get_engine()
     return f"{e.cpu} {e.features}"
+
+
+def _libc():
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION")
+    except (AttributeError, ValueError, OSError):
+        return "?"
 
 
 def _digest(data):

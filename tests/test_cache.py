@@ -102,6 +102,47 @@ def test_second_process_loads_instead_of_compiling(bessel_module):
     assert float.fromhex(first["dz"]) == pytest.approx(jvp(2.0, 3.5), rel=1e-12)
 
 
+VECTORIZE = '''
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+import lldiff
+import mod
+from lldiff.runtime import diskcache
+z = np.linspace(0.5, 9.5, 1001)
+f = lldiff.jit(mod.series.py_func, cache=True)
+y = lldiff.vectorize(f)(2.0, z)
+g = lldiff.vectorize(lldiff.grad(f, argnums=1))(2.0, z)
+j = lldiff.vectorize(lldiff.jacfwd(f, argnums=1), simd=False)(2.0, z)
+out = {"y": [v.hex() for v in y], "g": [v.hex() for v in g], "j": [v.hex() for v in j],
+       "stats": diskcache.stats, "binding": "llvmlite.binding" in sys.modules,
+       "frontend": "lldiff.frontend" in sys.modules}
+print(json.dumps(out))
+'''
+
+
+def test_vectorize_loads_its_kernels_without_building_ir(bessel_module):
+    """Map kernels (SIMD and scalar, value and derivatives) from the cache: the second
+    process builds no IR and loads no LLVM, and maps the same bits."""
+    tmp = bessel_module
+    first = _run(tmp, VECTORIZE)  # 3 kernels and the result count the derivatives need
+    assert first["stats"]["stored"] == 4
+    second = _run(tmp, VECTORIZE)
+    assert second["stats"]["misses"] == second["stats"]["stored"] == 0
+    assert second["stats"]["hits"] == 5  # 3 kernels, the result count twice
+    assert not second["binding"] and not second["frontend"]
+    for k in ("y", "g", "j"):
+        assert second[k] == first[k]
+    from scipy.special import jv, jvp
+    z = np.linspace(0.5, 9.5, 1001)
+    np.testing.assert_allclose([float.fromhex(v) for v in first["y"]], jv(2.0, z),
+                               rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose([float.fromhex(v) for v in first["g"]], jvp(2.0, z),
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose([float.fromhex(v) for v in first["j"]], jvp(2.0, z),
+                               rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncate", "garbage", "empty"])
 def test_corrupted_entry_is_recompiled(bessel_module, damage):
     tmp = bessel_module
