@@ -8,7 +8,9 @@ makes a fresh cache directory and starts two processes one after the other:
   warm   the entry is on disk: the first call loads it (runtime/objload.py, no LLVM)
 and times, in each, the import of the module defining the functions (lldiff's decorators),
 then the first call of
-  lldiff  @jit_grad(cache=True) besselj(2, 3.0), then @jit(cache=True) besselj(2, 3.0)
+  lldiff  @jit_grad(cache=True) besselj(2, 3.0), then @jit(cache=True) besselj(2, 3.0),
+          then (numpy imported, not timed) lldiff.vectorize of the primal and of
+          lldiff.grad(primal, argnums=1) over 1000 points (their map kernels are cached)
   numba   @njit(cache=True) besselj(2, 3.0)  (numba's own cache: __pycache__ of that directory)
 The gradient's first call includes the one-time imports a hit needs (ctypes and the loader);
 the "numpy imported" rows start from a process that has imported numpy (which imports
@@ -77,6 +79,14 @@ y = bmod.primal(2, 3.0)
 out["primal_s"] = time.perf_counter() - t1
 out["y"] = y
 if tool == "lldiff":
+    import numpy as np
+    z = np.linspace(0.5, 9.5, 1000)
+    t1 = time.perf_counter()
+    ys = lldiff.vectorize(bmod.primal)(2, z)
+    t2 = time.perf_counter()
+    gs = lldiff.vectorize(lldiff.grad(bmod.primal, argnums=1))(2, z)
+    out["map_s"], out["map_grad_s"] = t2 - t1, time.perf_counter() - t2
+    out["maps"] = [float(ys.sum()), float(gs.sum())]
     from lldiff.runtime import diskcache
     out["stats"] = diskcache.stats
     out["binding"] = "llvmlite.binding" in sys.modules
@@ -114,17 +124,22 @@ def main(argv=None):
           info.get("python"))
     rows = run(args.runs)
     print(f"\nfirst call in a fresh process, ms (min / median of {args.runs} runs)")
-    print(f"  {'':24} {'import module':>15} {'primal':>15} {'@jit_grad':>15}")
+    keys = ("import_s", "primal_s", "grad_s", "map_s", "map_grad_s")
+    print(f"  {'':28} " + " ".join(f"{k:>15}" for k in (
+        "import module", "primal", "@jit_grad", "vectorize", "vectorize(grad)")))
     for name, rs in rows.items():
         cells = []
-        for k in ("import_s", "primal_s", "grad_s"):
+        for k in keys:
             xs = [r[k] * 1e3 for r in rs if k in r]
             s = _stats(xs) if xs else None
             cells.append("-" if s is None else f"{s['min']:.2f} / {s['median']:.2f}")
-        print(f"  {name:24} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15}")
+        print(f"  {name:28} " + " ".join(f"{c:>15}" for c in cells))
     warm = rows["lldiff warm"]
-    assert all(r["stats"]["hits"] == 2 and not r["binding"] for r in warm), warm
+    # hits: the two entry points, two map kernels, the gradient map's result count
+    assert all(r["stats"]["hits"] == 5 and not r["stats"]["misses"] and not r["binding"]
+               for r in warm), warm
     assert len({r["y"] for rs in rows.values() for r in rs}) == 1
+    assert len({tuple(r["maps"]) for rs in rows.values() for r in rs if "maps" in r}) == 1
     g = min(r["grad_s"] for r in warm) * 1e3
     gp = min(r["grad_s"] for r in rows["lldiff warm, numpy imported"]) * 1e3
     print(f"\nBessel gradient from the cache, first call: {g:.2f} ms in a bare process, "
