@@ -82,15 +82,33 @@ def jvp(f, primals, tangents):
     tangent is a number (None means zero and compiles a function that does not differentiate
     that argument); an int or bool argument's tangent must be None or 0.
     """
-    if getattr(f, "_lldiff_grad", None) is not None:
-        return _jvp_of_grad(f._lldiff_grad, primals, tangents)
-    d = _dispatcher(f, "jvp")
+    d = f if isinstance(f, Dispatcher) else None
+    if d is None:
+        if getattr(f, "_lldiff_grad", None) is not None:
+            return _jvp_of_grad(f._lldiff_grad, primals, tangents)
+        d = _dispatcher(f, "jvp")
     if type(primals) is tuple and type(tangents) is tuple:
-        plan = d._plans.get(tuple(map(type, primals + (None,) + tangents)))
+        # _add_jvp_plan's key; spelled out for one and two arguments, where the generic
+        # tuple(map(...)) costs more than the rest of the call (~0.5 us)
+        n = len(primals)
+        if n == 2 and len(tangents) == 2:
+            key = (type(primals[0]), type(primals[1]), _NONE, type(tangents[0]),
+                   type(tangents[1]))
+        elif n == 1 and len(tangents) == 1:
+            key = (type(primals[0]), _NONE, type(tangents[0]))
+        else:
+            key = tuple(map(type, primals + (None,) + tangents))
+        plan = d._plans.get(key)
         if plan is not None:
-            out = plan(primals, tangents)
-            if out is not _SLOW:
-                return out
+            if type(plan) is tuple:  # one float tangent, (y, dy) as the entry returns them
+                k, entry = plan
+                t = tangents[k]
+                if type(t) is float:
+                    return entry(*primals, t)
+            else:
+                out = plan(primals, tangents)
+                if out is not _SLOW:
+                    return out
     return _jvp(d, primals, tangents)
 
 
@@ -143,6 +161,7 @@ def _derivative_of_grad(g, argnums, who, has_aux):
 
 
 _SLOW = object()
+_NONE = type(None)  # the separator in jvp plan keys (the type of the None between the parts)
 _SCALARS = (float, int, bool)
 
 
@@ -221,16 +240,9 @@ def _add_jvp_plan(d, primals, tangents, entry, mask, finish):
     # None separates primal from tangent types: a planned primal is never None
     key = tuple(map(type, tuple(primals) + (None,) + tuple(tangents)))
     if len(active) == 1 and not zeros and finish is _as_is:
-        (k,) = active  # the common case, kept short: one tangent, (y, dy) as the entry's
-
-        def plan(primals, tangents):
-            t = tangents[k]
-            if type(t) is not float:
-                if type(t) is not int:
-                    return _SLOW
-                t = float(t)
-            return entry(*primals, t)
-        d._plans[key] = plan
+        # the common case, run by jvp itself: one tangent, (y, dy) as the entry returns
+        # them; a tangent that is not a float (an int) takes the slow path
+        d._plans[key] = (active[0], entry)
         return
 
     def plan(primals, tangents):

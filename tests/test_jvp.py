@@ -139,6 +139,23 @@ def test_repeated_jvp_calls_convert_or_refuse_tangents_as_the_first_call():
             lldiff.jvp(f, (2.0, 3.0), ("1", None))
 
 
+def three(a, b, c):
+    return a * b + c * c
+
+
+def test_repeated_jvp_calls_of_one_and_three_arguments():
+    """The plan keys spelled out for one and two arguments and the generic one agree with
+    the key the first call stores."""
+    one = lldiff.jit(int_result)
+    f = lldiff.jit(three)
+    for _ in range(3):
+        assert lldiff.jvp(one, (2.5,), (1.0,)) == ((5, True, 7.5), (None, None, 3.0))
+        assert lldiff.jvp(f, (2.0, 3.0, 5.0), (None, 1.0, None)) == (31.0, 2.0)
+        assert lldiff.jvp(f, (2.0, 3.0, 5.0), (None, None, 1.0)) == (31.0, 10.0)
+        assert lldiff.jvp(f, (2.0, 3.0, 5.0), (1.0, 1.0, 1.0)) == (31.0, 15.0)
+    assert len(f._plans) == 3
+
+
 def test_repeated_jacfwd_calls_equal_first_calls():
     """jacfwd of one number argument of a float function: later calls are the plan (the
     entry's tangent); calls of other argument types select their own sweep."""
