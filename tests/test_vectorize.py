@@ -2,6 +2,7 @@
 fill `out=`, give the same results on one thread and several, and raise like scalar calls."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -118,6 +119,28 @@ def test_callers_on_several_threads_share_the_helper_threads():
     small = z[:9000]  # two chunks: the caller may finish before a helper wakes (offer withdrawn)
     for _ in range(200):
         np.testing.assert_array_equal(vb(2, small), want[:9000])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_maps_on_threads():
+    """The helper threads are not in a forked child: it makes its own (batch.py _Pool)."""
+    vb = lldiff.vectorize(poor_besselj, threads=2)
+    z = np.linspace(0.01, 10, 100_000)
+    want = vb(2, z)  # the parent's helpers exist
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, never return into pytest
+        ok = 0
+        try:
+            ok = int(np.array_equal(vb(2, z), want) and np.array_equal(vb(2, z), want))
+        finally:
+            os.write(w, bytes([ok]))
+            os._exit(0)
+    os.close(w)
+    got = os.read(r, 1)
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert got == b"\x01"
 
 
 def test_vectorize_releases_the_gil_while_mapping():
