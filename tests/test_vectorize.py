@@ -132,7 +132,10 @@ def test_a_forked_child_maps_on_threads():
     if pid == 0:  # the child: report, never return into pytest
         ok = 0
         try:
-            ok = int(np.array_equal(vb(2, z), want) and np.array_equal(vb(2, z), want))
+            import threading
+            same = np.array_equal(vb(2, z), want) and np.array_equal(vb(2, z), want)
+            helpers = [t for t in threading.enumerate() if t.name.startswith("lldiff-vect")]
+            ok = int(same and len(helpers) >= 1)
         finally:
             os.write(w, bytes([ok]))
             os._exit(0)
