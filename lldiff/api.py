@@ -371,6 +371,8 @@ class Dispatcher:
         variant = ("simd", os.environ.get("LLDIFF_SIMD_LANES", ""), uniform) + \
             _map_variant(mask, seeded, width)
         got = self._cached_kernel(types, variant)
+        if got is _NO_SPMD:
+            return self._map_kernel(types, mask, seeded, width)
         if got is not None:
             got[0]._lldiff_spmd = None  # (an SPMD form ran, not made in this process)
             return got
@@ -384,6 +386,10 @@ class Dispatcher:
         try:
             lane_func = spmd_func(spec.module, spec.symbol, uniform, lanes)
         except NotSpmd:
+            if self.cache:  # an entry of metadata alone: later processes need not look again
+                from . import caching
+                caching.store(self, "_".join(_mangle(t) for t in types) or "void", variant,
+                              {"no_spmd": True, "exports": []}, b"")
             return self._map_kernel(types, mask, seeded, width)
         module = Module(list(spec.module) + [lane_func])
         vector_math = get_engine().vector_math(codegen.vector_math_functions()) \
@@ -437,7 +443,8 @@ class Dispatcher:
     def _cached_kernel(self, types, variant):
         """(kernel, result types, error table) of a map kernel from the disk cache, before
         any IR is built; None without cache=True or on a miss (`_machine_code` then
-        compiles and stores it without looking again)."""
+        compiles and stores it without looking again); _NO_SPMD where an earlier process
+        found the function has no SPMD form."""
         if not self.cache:
             return None
         from . import caching
@@ -449,6 +456,8 @@ class Dispatcher:
             self._hits[(sig, variant)] = None
             return None
         meta, addresses, owner = got
+        if meta.get("no_spmd"):
+            return _NO_SPMD
         scalars = {str(t): t for t in (F64, F32, I64, I1)}
         sym, worker = meta["exports"]
         kernel = _kernel(addresses[sym], addresses[worker], owner)
@@ -895,6 +904,9 @@ def _map_proto():
     import ctypes
     P, I = ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64)
     return ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, ctypes.c_int64, P, I, P, I, I)
+
+
+_NO_SPMD = object()  # `_cached_kernel`: the function has no SPMD form
 
 
 def _map_variant(mask, seeded, width):

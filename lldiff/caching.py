@@ -77,6 +77,8 @@ def fetch(d, sig, variant):
     if got is None:
         return None
     meta, obj = got
+    if not meta.get("exports", True):  # an entry of metadata alone: nothing to load
+        return meta, {}, None
     try:
         owner, addresses = load(obj, meta["exports"])
     except Exception:  # a loader failure is a miss: the caller compiles

@@ -114,24 +114,43 @@ f = lldiff.jit(mod.series.py_func, cache=True)
 y = lldiff.vectorize(f)(2.0, z)
 g = lldiff.vectorize(lldiff.grad(f, argnums=1))(2.0, z)
 j = lldiff.vectorize(lldiff.jacfwd(f, argnums=1), simd=False)(2.0, z)
+a = lldiff.vectorize(lldiff.jit(mod.makes_array, cache=True))(3, z)  # no SPMD form
 out = {"y": [v.hex() for v in y], "g": [v.hex() for v in g], "j": [v.hex() for v in j],
+       "a": [v.hex() for v in a],
        "stats": diskcache.stats, "binding": "llvmlite.binding" in sys.modules,
        "frontend": "lldiff.frontend" in sys.modules}
 print(json.dumps(out))
 '''
 
 
+MAKES_ARRAY = '''
+
+import numpy as np
+
+
+def makes_array(n, x):
+    a = np.zeros(n)
+    a[0] = x
+    return a[0] * 2.0
+'''
+
+
 def test_vectorize_loads_its_kernels_without_building_ir(bessel_module):
-    """Map kernels (SIMD and scalar, value and derivatives) from the cache: the second
-    process builds no IR and loads no LLVM, and maps the same bits."""
+    """Map kernels (SIMD and scalar, value and derivatives, and a function with no SPMD
+    form) from the cache: the second process builds no IR and loads no LLVM, and maps the
+    same bits."""
     tmp = bessel_module
-    first = _run(tmp, VECTORIZE)  # 3 kernels and the result count the derivatives need
-    assert first["stats"]["stored"] == 4
+    with open(tmp / "mod.py", "a") as fh:
+        fh.write(MAKES_ARRAY)
+    # 4 kernels, the result count the derivatives need, "no SPMD form" for makes_array
+    first = _run(tmp, VECTORIZE)
+    assert first["stats"]["stored"] == 6
     second = _run(tmp, VECTORIZE)
     assert second["stats"]["misses"] == second["stats"]["stored"] == 0
-    assert second["stats"]["hits"] == 5  # 3 kernels, the result count twice
+    assert second["stats"]["hits"] == 7  # 4 kernels, the result count twice, no SPMD form
     assert not second["binding"] and not second["frontend"]
-    for k in ("y", "g", "j"):
+    assert [float.fromhex(v) for v in first["a"]] == list(2 * np.linspace(0.5, 9.5, 1001))
+    for k in ("y", "g", "j", "a"):
         assert second[k] == first[k]
     from scipy.special import jv, jvp
     z = np.linspace(0.5, 9.5, 1001)
