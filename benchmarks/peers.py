@@ -1145,7 +1145,8 @@ def write_md(path, blocks, rows, cr, info):
            "- versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()), "",
            "Reading the tables: time is the min (median) of interleaved repeats, each after "
            f"{info['pause_s']} s idle (so no tool's spinning thread pool is charged to the "
-           "next), warm-up excluded; x lldiff = row / lldiff's reference row (*); x numba = lldiff's row / "
+           "next), warm-up excluded; x lldiff = row / lldiff's reference row (*); "
+           "x numba = lldiff's row / "
            "numba's row with the same thread count (the hand-written derivative in derivative "
            "workloads); err = max |got - ref| / max |ref| (WRONG above 1e-8, 1e-5 for FD); "
            "cannot = the tool raised (first line of the error).", "",
@@ -1263,10 +1264,12 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.quick:
         cfg = dict(points=10 ** 5, l2=(10 ** 3, 10 ** 5), steps=10 ** 4, target_s=0.005,
-                   pause_s=0.02, budget_s=0.5, repeats={"bessel": 3, "batch": 3, "l2": 3, "chain": 3})
+                   pause_s=0.02, budget_s=0.5,
+                   repeats={"bessel": 3, "batch": 3, "l2": 3, "chain": 3})
     else:
         cfg = dict(points=10 ** 6, l2=(10 ** 3, 10 ** 6), steps=10 ** 5, target_s=0.02,
-                   pause_s=0.1, budget_s=3.0, repeats={"bessel": 7, "batch": 5, "l2": 7, "chain": 5})
+                   pause_s=0.1, budget_s=3.0,
+                   repeats={"bessel": 7, "batch": 5, "l2": 7, "chain": 5})
     out_dir = args.out or (None if args.quick else os.path.join(HERE, "results"))
     tools = set(args.tools.split(","))
     warnings.filterwarnings("ignore", category=FutureWarning)   # torch.jit, at import

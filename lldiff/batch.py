@@ -4,9 +4,9 @@ The loop is native (codegen/kernel.py, or codegen/spmd.py running W elements at 
 SIMD lanes): no Python per element, with the GIL released (ctypes releases it around foreign
 calls), on `threads` threads: the calling thread and helpers kept between calls (`_Pool`),
 each making one call of the kernel's worker, which takes chunks from a shared counter in
-native code (with progress=True, a Python loop over chunks moves the bar). Inputs broadcast as numpy
-broadcasts them; results are new arrays of the broadcast shape, or the arrays given in `out=`.
-Results equal scalar calls bit for bit (lanes run the scalar code's operations).
+native code (with progress=True, a Python loop over chunks moves the bar). Inputs broadcast
+as numpy broadcasts them; results are new arrays of the broadcast shape, or the arrays given
+in `out=`. Results equal scalar calls bit for bit (lanes run the scalar code's operations).
 
 Owns argument handling for the batch call; compiling is the dispatcher's (`_map_kernel`).
 """

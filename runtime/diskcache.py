@@ -19,7 +19,8 @@ The key is the caller's description of the function (source, dependencies, signa
 transformation, options) plus `environment()`: the compiler (lldiff's version and the size and
 mtime of each of its source files, so an edited compiler never reuses old code), llvmlite's
 version, the Python version, and the host (machine, OS, CPU model and feature flags, which
-the code was optimized for, and the C library, whose pow the SIMD map's matches). Computing it must stay cheap (a cache hit costs ~1-2 ms in all):
+the code was optimized for, and the C library, whose pow the SIMD map's matches). Computing
+it must stay cheap (a cache hit costs ~1-2 ms in all):
 no llvmlite.binding, no hashlib, json or mmap, no hashing of large files. Must not know about
 lldiff's IR.
 """

@@ -5,7 +5,8 @@ from .kernel import emit_map, emit_worker, map_name, worker_name
 from .llvm import LOWER, STRUCTURAL, emit_module
 from .spmd import VECTOR_MATH, emit_spmd_map, simd_name
 
-__all__ = ["emit", "emit_map_module", "emit_spmd_map_module", "entry_name", "map_name", "worker_name",
+__all__ = ["emit", "emit_map_module", "emit_spmd_map_module", "entry_name", "map_name",
+           "worker_name",
            "simd_name", "vector_math_functions", "LOWER", "STRUCTURAL"]
 
 
@@ -31,7 +32,8 @@ def emit_spmd_map_module(module, symbol, lanes_symbol, name="lldiff", fastmath=F
                          vector_math=None, vector_pow=False):
     """LLVM IR text for `module` with the SIMD map kernel (spmd.py: `simd_name(symbol)`) of
     function `symbol`, running its SPMD form `lanes_symbol` (also in `module`), its worker
-    (kernel.py), and the error table. `vector_math`: libmvec functions the SPMD form calls (see spmd.py), or None;
+    (kernel.py), and the error table. `vector_math`: libmvec functions the SPMD form calls
+    (see spmd.py), or None;
     `vector_pow`: pow in vector code (vmath.py: only where libm is glibc's)."""
     lm, errors = emit_module(module, {symbol}, name, fastmath, vector_math=vector_math,
                              vector_pow=vector_pow)
