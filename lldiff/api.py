@@ -188,7 +188,7 @@ class Dispatcher:
         with _lock:
             _symbol_counter[0] += 1
             n = _symbol_counter[0]
-        sig = "_".join(_mangle(t) for t in types) or "void"
+        sig = _signature(types)
         return f"{self.py_func.__name__}.{sig}.{n}"
 
     def _ir(self, types):
@@ -240,7 +240,7 @@ class Dispatcher:
         if not self.cache:
             return len(self._ir(types).func.result_types)
         from . import caching
-        sig = "_".join(_mangle(t) for t in types) or "void"
+        sig = _signature(types)
         meta = caching.peek(self, sig, ("results",))  # (an entry of metadata alone)
         if meta is not None:
             return meta["results"]
@@ -305,7 +305,7 @@ class Dispatcher:
                                        imports=process_imports(text))
             return lib, lib.addresses
         from . import caching
-        sig = "_".join(_mangle(t) for t in types) or "void"
+        sig = _signature(types)
         t0 = time.perf_counter()
         # (a miss in `_cached` for this entry already looked)
         got = None if self._hits.get((sig, variant), False) is None else \
@@ -388,7 +388,7 @@ class Dispatcher:
         except NotSpmd:
             if self.cache:  # an entry of metadata alone: later processes need not look again
                 from . import caching
-                caching.store(self, "_".join(_mangle(t) for t in types) or "void", variant,
+                caching.store(self, _signature(types), variant,
                               {"no_spmd": True, "exports": []}, b"")
             return self._map_kernel(types, mask, seeded, width)
         module = Module(list(spec.module) + [lane_func])
@@ -449,7 +449,7 @@ class Dispatcher:
             return None
         from . import caching
         from .ir import F32, F64, I1, I64
-        sig = "_".join(_mangle(t) for t in types) or "void"
+        sig = _signature(types)
         t0 = time.perf_counter()
         got = caching.fetch(self, sig, variant)
         if got is None:
@@ -991,6 +991,12 @@ def _report_timing(name, spec):
     sig = ", ".join(str(x) for x in spec.types)
     sys.stderr.write(f"lldiff: {name}({sig}) {spec.kind}: {sum(t.values()) * 1e3:.1f} ms "
                      f"({'; '.join(parts)})\n")
+
+
+def _signature(types):
+    """The mangled signature of argument `types` ("f64_i64"), as symbol names and the disk
+    cache's keys spell it."""
+    return "_".join(_mangle(t) for t in types) or "void"
 
 
 def _mangle(t):
