@@ -270,9 +270,9 @@ def _libm(name):
 
 def pure(fn):
     """Declares a libm function free of side effects, as clang does under -fno-math-errno,
-    and defined for every argument: lldiff never reads errno, so LLVM may fold, CSE and hoist
-    calls out of loops and branches (a tgamma of a uniform argument leaves the map kernel's
-    loop, from behind the branches of earlier checks)."""
+    and defined for every argument: lldiff never reads errno (nor lgamma's signgam), so LLVM
+    may fold, CSE and hoist calls out of loops and branches (a tgamma of a uniform argument
+    leaves the map kernel's loop, from behind the branches of earlier checks)."""
     fn.attributes.add("readnone")
     fn.attributes.add("nounwind")
     set.add(fn.attributes, "speculatable")  # (llvmlite's list of attributes lacks it)
