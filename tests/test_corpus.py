@@ -237,7 +237,7 @@ def test_case_count_and_shape():
     for case in corpus.CASES:
         assert case.inputs, case.fn.__name__
         sig = inspect.signature(case.fn)
-        assert 1 <= len(sig.parameters) <= 3
+        assert 1 <= len(sig.parameters) <= 3, (case.fn.__name__, len(sig.parameters))
         for p in sig.parameters.values():
             assert p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD
         for args in case.inputs:

@@ -450,8 +450,7 @@ def emit_spmd_map(lm, func, lanes_func):
     in_bases = [typed_base(ins, j, a.type) for j, a in enumerate(func.args)]
     out_bases = [typed_base(outs, j, t) for j, t in enumerate(func.result_types)]
     fits = L.Constant(L.IntType(1), 1)
-    uniform_vals = {}
-    for j, (a, base) in enumerate(zip(func.args, in_bases)):
+    for j in range(len(func.args)):
         step = bd.load(bd.gep(in_strides, [L.Constant(_I64, j)]))
         fits = bd.and_(fits, entry_ok(step, 0 if uniform[j] else 1))
     for j in range(len(func.result_types)):
@@ -464,6 +463,7 @@ def emit_spmd_map(lm, func, lanes_func):
     bd.ret(bd.call(scalar, fn.args))
 
     bd.position_at_end(prep)  # uniform arguments are read once, before the loop, so LLVM
+    uniform_vals = {}
     for j, (a, base) in enumerate(zip(func.args, in_bases)):  # may hoist what they alone feed
         if uniform[j]:
             v = bd.load(base)
