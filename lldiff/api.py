@@ -435,10 +435,11 @@ class Dispatcher:
         """The ctypes map kernel `sym` of LLVM IR `text`, with its worker (codegen/kernel.py)
         as `._lldiff_worker`; with cache=True, stored with its result types and error table."""
         from . import codegen
-        worker = codegen.worker_name(sym)
+        exports = [sym, codegen.worker_name(sym), codegen.run_name(sym),
+                   codegen.serve_name(sym)]
         meta = {"results": [str(t) for t in rtypes], "errors": [list(e) for e in errors]}
-        lib, addresses = self._machine_code(types, variant, text, [sym, worker], meta, {})
-        return _kernel(addresses[sym], addresses[worker], lib)
+        lib, addresses = self._machine_code(types, variant, text, exports, meta, {})
+        return _kernel(*[addresses[e] for e in exports], lib)
 
     def _cached_kernel(self, types, variant):
         """(kernel, result types, error table) of a map kernel from the disk cache, before
@@ -459,8 +460,7 @@ class Dispatcher:
         if meta.get("no_spmd"):
             return _NO_SPMD
         scalars = {str(t): t for t in (F64, F32, I64, I1)}
-        sym, worker = meta["exports"]
-        kernel = _kernel(addresses[sym], addresses[worker], owner)
+        kernel = _kernel(*[addresses[e] for e in meta["exports"]], owner)
         if os.environ.get("LLDIFF_TIMING", "") not in ("", "0"):
             print(f"lldiff: {self.__name__} map kernel {variant[0]} {sig}: "
                   f"{(time.perf_counter() - t0) * 1e3:.1f} ms (disk cache)", file=sys.stderr)
@@ -928,11 +928,15 @@ def _derived_variant(kind, mask, width=1, seeded=None, tmask=None, checkpoints=N
         ((("checkpoints", checkpoints),) if checkpoints is not None else ())
 
 
-def _kernel(address, worker, owner):
-    """The ctypes map kernel at `address`, its worker as `._lldiff_worker`, kept alive by
-    `owner` (the code's library)."""
+def _kernel(address, worker, run, serve, owner):
+    """The ctypes map kernel at `address`, kept alive by `owner` (the code's library), with
+    its worker as `._lldiff_worker` and `._lldiff_pool`: the worker's address and the native
+    pool's functions (codegen/kernel.py; batch.py calls them)."""
+    import ctypes
     kernel = _map_proto()(address)
     kernel._lldiff_worker = _worker_proto()(worker)
+    kernel._lldiff_pool = (worker, ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p,
+                                                    ctypes.c_int64)(run), serve)
     kernel._lldiff_library = owner
     return kernel
 

@@ -2,9 +2,10 @@
 
 The loop is native (codegen/kernel.py, or codegen/spmd.py running W elements at a time in
 SIMD lanes): no Python per element, with the GIL released (ctypes releases it around foreign
-calls), on `threads` threads: the calling thread and helpers kept between calls (`_Pool`),
-each making one call of the kernel's worker, which takes chunks from a shared counter in
-native code (with progress=True, a Python loop over chunks moves the bar). Inputs broadcast
+calls), on `threads` threads: the calling thread and helpers kept between calls, each making
+one call of the kernel's worker, which takes chunks from a shared counter in native code. The
+helpers wait in native code (`_NativePool`, POSIX) or, elsewhere and with progress=True (a
+Python loop over chunks moves the bar), in Python (`_Pool`). Inputs broadcast
 as numpy broadcasts them; results are new arrays of the broadcast shape, or the arrays given
 in `out=`. Results equal scalar calls bit for bit (lanes run the scalar code's operations).
 
@@ -94,6 +95,80 @@ class _Job:
 
 
 _POOL = _Pool()
+
+
+class _NativePool:
+    """Helper threads for map workers that wait in native code (codegen/kernel.py
+    `emit_pool`): each is a daemon thread making one foreign call, a kernel's `serve`, that
+    never returns; a caller makes one foreign call, the kernel's `run`, which wakes k of
+    them with a signal each, runs its own share and waits for those that started -- no GIL
+    changes hands. (The Python pool's helpers each took the GIL in turn to start: one handoff
+    apart, ~70 us on a VM, so 15 helpers were still starting 1 ms later.) The pool's state
+    (a pthread mutex and two conditions) is malloc'd and never freed, and the code the
+    helpers sleep in is kept for the process's life: they outlive every Python object. A
+    forked child starts a new pool (the parent's mutex may be held by a thread the child
+    does not have). POSIX only (`supported`); elsewhere the Python pool runs the workers."""
+
+    def __init__(self):
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reset)
+        self._libc = None
+
+    def _reset(self):
+        self.lock = threading.Lock()
+        self.state = None
+        self.size = 0
+        self.helpers = []  # (keeps the ctypes functions the threads run)
+
+    def supported(self):
+        if self._libc is None:
+            import ctypes
+            try:
+                libc = ctypes.CDLL(None)
+                libc.calloc.restype = ctypes.c_void_p
+                libc.calloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
+                for name in ("pthread_mutex_init", "pthread_cond_init"):
+                    getattr(libc, name).argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+                self._libc = libc if os.name == "posix" else False
+            except (OSError, AttributeError):
+                self._libc = False
+        return bool(self._libc)
+
+    def run(self, kernel, job, k):
+        """Run `job` (a ctypes array: codegen/kernel.py's job layout) on the calling thread
+        and k helpers."""
+        _, run, serve = kernel._lldiff_pool
+        if self.size < k:
+            self._grow(kernel, serve, k)
+        run(self.state, job, k)
+
+    def _grow(self, kernel, serve, k):
+        import ctypes
+        with self.lock:
+            if self.state is None:
+                libc = self._libc
+                state = libc.calloc(1, _POOL_BYTES)
+                if not state:
+                    raise MemoryError("vectorize: no memory for the thread pool's state")
+                if libc.pthread_mutex_init(state, None) or \
+                        libc.pthread_cond_init(state + 64, None) or \
+                        libc.pthread_cond_init(state + 128, None):
+                    raise OSError("vectorize: pthread_mutex_init / pthread_cond_init failed")
+                self.state = state
+            if self.size < k:
+                # the helpers will sleep in this library's code: never free it
+                ctypes.pythonapi.Py_IncRef(ctypes.py_object(kernel._lldiff_library))
+                fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(serve)
+                self.helpers.append(fn)
+            while self.size < k:
+                threading.Thread(target=fn, args=(self.state,), daemon=True,
+                                 name=f"lldiff-map-{self.size}").start()
+                self.size += 1
+
+
+_POOL_BYTES = 256  # codegen/kernel.py POOL_BYTES
+_NATIVE = _NativePool()
 
 
 def vectorize(f, threads=None, progress=False, target="cpu", device=0, simd=True):
@@ -414,6 +489,16 @@ class _Vectorized:
         worker = getattr(kernel, "_lldiff_worker", None)
         if threads == 1 and bar is None:
             run(0, n)
+        elif bar is None and hasattr(kernel, "_lldiff_pool") and _NATIVE.supported():
+            # the chunk loop in native code, on the native pool
+            results = (ctypes.c_int64 * (2 * threads))()  # (status, failed) per thread
+            at = ctypes.addressof
+            job = (ctypes.c_int64 * 12)(  # codegen/kernel.py's job layout
+                kernel._lldiff_pool[0], n, chunk, 0, at(c_ins), at(c_in_strides), at(c_outs),
+                at(c_out_strides), 0, 0, 0, at(results))
+            _NATIVE.run(kernel, job, threads - 1)
+            failures += [(results[2 * t + 1], results[2 * t]) for t in range(threads)
+                         if results[2 * t]]
         elif bar is None and worker is not None:  # the chunk loop in native code
             counter = ctypes.c_int64(0)
 

@@ -78,8 +78,20 @@ def two_failures(x, n):
     return 1.0 / x + 7 // n
 
 
+@pytest.fixture(params=["native", "python"])
+def pool(request, monkeypatch):
+    """Run the workers on the native pool (batch.py _NativePool, POSIX) or on the Python one
+    (elsewhere)."""
+    from lldiff import batch
+    if request.param == "native" and not batch._NATIVE.supported():
+        pytest.skip("no native pool here")
+    if request.param == "python":
+        monkeypatch.setattr(batch._NATIVE, "_libc", False)
+    return request.param
+
+
 @pytest.mark.parametrize("first", ["float", "int"])
-def test_threads_report_the_first_failing_element(first):
+def test_threads_report_the_first_failing_element(first, pool):
     """Chunks run on several threads (codegen/kernel.py's worker): the error is the first
     failing element's, whichever thread met which failure first, and what precedes it is
     written, as with one thread."""
@@ -100,7 +112,7 @@ def test_threads_report_the_first_failing_element(first):
         np.testing.assert_array_equal(out[:head], 1.0 / x[:head] + 7)
 
 
-def test_callers_on_several_threads_share_the_helper_threads():
+def test_callers_on_several_threads_share_the_helper_threads(pool):
     import threading
     vb = lldiff.vectorize(poor_besselj, threads=3)
     z = np.linspace(0.01, 10, 50_000)
@@ -123,7 +135,7 @@ def test_callers_on_several_threads_share_the_helper_threads():
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_maps_on_threads():
-    """The helper threads are not in a forked child: it makes its own (batch.py _Pool)."""
+    """The helper threads are not in a forked child: it makes its own (batch.py _NativePool)."""
     vb = lldiff.vectorize(poor_besselj, threads=2)
     z = np.linspace(0.01, 10, 100_000)
     want = vb(2, z)  # the parent's helpers exist
@@ -134,7 +146,7 @@ def test_a_forked_child_maps_on_threads():
         try:
             import threading
             same = np.array_equal(vb(2, z), want) and np.array_equal(vb(2, z), want)
-            helpers = [t for t in threading.enumerate() if t.name.startswith("lldiff-vect")]
+            helpers = [t for t in threading.enumerate() if t.name.startswith("lldiff-map")]
             ok = int(same and len(helpers) >= 1)
         finally:
             os.write(w, bytes([ok]))

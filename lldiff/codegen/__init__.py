@@ -1,12 +1,13 @@
 """IR -> LLVM IR text (llvmlite.ir) with CPython entry points. Imports only `lldiff.ir`."""
 
 from .abi import emit_entry, entry_name
-from .kernel import emit_map, emit_worker, map_name, worker_name
+from .kernel import (emit_map, emit_pool, emit_worker, map_name, run_name, serve_name,
+                     worker_name)
 from .llvm import LOWER, STRUCTURAL, emit_module
 from .spmd import VECTOR_MATH, emit_spmd_map, simd_name
 
 __all__ = ["emit", "emit_map_module", "emit_spmd_map_module", "entry_name", "map_name",
-           "worker_name",
+           "worker_name", "run_name", "serve_name",
            "simd_name", "vector_math_functions", "LOWER", "STRUCTURAL"]
 
 
@@ -21,10 +22,11 @@ def emit(module, entries, name="lldiff", fastmath=False):
 
 
 def emit_map_module(module, symbol, name="lldiff", fastmath=False):
-    """LLVM IR text for `module` with an elementwise map kernel of `symbol` and its worker
-    (kernel.py), and the error table: [(exception name, message)] for status codes 1, 2, ..."""
+    """LLVM IR text for `module` with an elementwise map kernel of `symbol`, its worker and
+    pool functions (kernel.py), and the error table: [(exception name, message)] for status
+    codes 1, 2, ..."""
     lm, errors = emit_module(module, {symbol}, name, fastmath)
-    emit_worker(lm, emit_map(lm, module[symbol]))
+    _worker_and_pool(lm, emit_map(lm, module[symbol]))
     return str(lm), list(errors.entries)
 
 
@@ -32,13 +34,18 @@ def emit_spmd_map_module(module, symbol, lanes_symbol, name="lldiff", fastmath=F
                          vector_math=None, vector_pow=False):
     """LLVM IR text for `module` with the SIMD map kernel (spmd.py: `simd_name(symbol)`) of
     function `symbol`, running its SPMD form `lanes_symbol` (also in `module`), its worker
-    (kernel.py), and the error table. `vector_math`: libmvec functions the SPMD form calls
-    (see spmd.py), or None;
-    `vector_pow`: pow in vector code (vmath.py: only where libm is glibc's)."""
+    and pool functions (kernel.py), and the error table. `vector_math`: libmvec functions the
+    SPMD form calls (see spmd.py), or None; `vector_pow`: pow in vector code (vmath.py: only
+    where libm is glibc's)."""
     lm, errors = emit_module(module, {symbol}, name, fastmath, vector_math=vector_math,
                              vector_pow=vector_pow)
-    emit_worker(lm, emit_spmd_map(lm, module[symbol], module[lanes_symbol]))
+    _worker_and_pool(lm, emit_spmd_map(lm, module[symbol], module[lanes_symbol]))
     return str(lm), list(errors.entries)
+
+
+def _worker_and_pool(lm, kernel):
+    emit_worker(lm, kernel)
+    emit_pool(lm, kernel)
 
 
 def vector_math_functions():
