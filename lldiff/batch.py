@@ -280,6 +280,14 @@ class _Plan:
     def __init__(self, kernel, seeds=(), nums=None, n_results=None):
         self.kernel = kernel  # (mask, seeded, width) arguments of the dispatcher's map kernels
         self.seeds, self.nums, self.n_results = seeds, nums, n_results
+        self.used = None  # which kernel results the call returns (_Vectorized.used)
+
+
+class _Mark:
+    __slots__ = ("k",)
+
+    def __init__(self, k):
+        self.k = k
 
 
 _KINDS = {}  # dtype kind -> IR type, and IR type -> result dtype (filled on first use: the
@@ -450,6 +458,22 @@ class _Vectorized:
         if not outs:
             return None
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def used(self, plan, rtypes):
+        """The indices of the kernel results the call returns: all but the values, for a
+        gradient map (what a GPU map need not copy back)."""
+        if plan.used is None:
+            found = set()
+
+            def walk(x):
+                if isinstance(x, _Mark):
+                    found.add(x.k)
+                elif isinstance(x, tuple):
+                    for y in x:
+                        walk(y)
+            walk(self.results([_Mark(k) for k in range(len(rtypes))], plan, rtypes))
+            plan.used = frozenset(found)
+        return plan.used
 
     def _outs(self, out, shape, dtypes):
         import numpy as np

@@ -144,7 +144,7 @@ def call(v, values, out):
         if a.host is None:
             _stage_device(where, a, shape)
     outs, results, copies = _outputs(where, out, shape, [result_dtype(t) for t in rtypes],
-                                     on_device, dev)
+                                     on_device, dev, v.used(plan, rtypes))
     failed = _stage_host(args, shape, dev, n)
     if n:
         params = [ctypes.c_int64(n)]
@@ -167,17 +167,19 @@ def _ptr(o):
     return o.__cuda_array_interface__["data"][0]
 
 
-def _outputs(where, out, shape, dtypes, on_device, dev):
+def _outputs(where, out, shape, dtypes, on_device, dev, used):
     """(device arrays the kernel writes, the arrays the call returns, [(numpy array, device
-    array) to copy back after the kernel])."""
+    array) to copy back after the kernel]). Without out=, results the call does not return
+    (`used`: a gradient's values) stay on the device: no host array, no copy."""
     import numpy as np
     from .runtime.cudadrv import DeviceArray
     if out is None:
         outs = [DeviceArray(dev, shape, dt) for dt in dtypes]
         if on_device:
             return outs, outs, []
-        copies = [(np.empty(shape, dt), o) for dt, o in zip(dtypes, outs)]
-        return outs, [host for host, _ in copies], copies
+        copies = [(np.empty(shape, dt) if k in used else None, o)
+                  for k, (dt, o) in enumerate(zip(dtypes, outs))]
+        return outs, [host for host, _ in copies], [c for c in copies if c[0] is not None]
     given = list(out) if isinstance(out, tuple) else [out]
     if len(given) != len(dtypes):
         raise ValueError(f"{where}: out= needs {len(dtypes)} arrays, got {len(given)}")

@@ -89,6 +89,20 @@ def test_emulated_kernel_equals_the_cpu_map(dev, kind):
     assert not dev.memory  # every staging and result buffer was freed
 
 
+def test_results_the_call_drops_are_not_copied_back(dev, monkeypatch):
+    """A gradient map's kernel writes the values too; from numpy arguments only the gradient
+    comes back over the bus (plus the 8-byte failure flag)."""
+    copied = []
+    to_host = dev.to_host
+    monkeypatch.setattr(dev, "to_host", lambda h, d, n: (copied.append(n), to_host(h, d, n)))
+    g = lldiff.vectorize(lldiff.grad(corpus.besselj, 1), target="cuda")(2, Z)
+    np.testing.assert_array_equal(g, lldiff.vectorize(lldiff.grad(corpus.besselj, 1))(2, Z))
+    assert sorted(copied) == [8, Z.nbytes]
+    copied.clear()
+    y, g2 = lldiff.vectorize(lldiff.value_and_grad(corpus.besselj, 1), target="cuda")(2, Z)
+    assert sorted(copied) == [8, Z.nbytes, Z.nbytes] and np.array_equal(g2, g)
+
+
 def test_the_grid_stride_loop_covers_every_element_whatever_the_grid(monkeypatch):
     for block, blocks in ((1, 1), (3, 2), (7, 5), (64, 1)):
         d = EmulatedDevice(block, blocks)
