@@ -167,7 +167,7 @@ class _NativePool:
                 self.size += 1
 
 
-_POOL_BYTES = 256  # codegen/kernel.py POOL_BYTES
+_POOL_BYTES, _JOB_SLOTS = 256, 12  # codegen/kernel.py's POOL_BYTES and JOB_SLOTS
 _NATIVE = _NativePool()
 
 
@@ -517,7 +517,7 @@ class _Vectorized:
             # the chunk loop in native code, on the native pool
             results = (ctypes.c_int64 * (2 * threads))()  # (status, failed) per thread
             at = ctypes.addressof
-            job = (ctypes.c_int64 * 12)(  # codegen/kernel.py's job layout
+            job = (ctypes.c_int64 * _JOB_SLOTS)(  # codegen/kernel.py's job layout
                 kernel._lldiff_pool[0], n, chunk, 0, at(c_ins), at(c_in_strides), at(c_outs),
                 at(c_out_strides), 0, 0, 0, at(results))
             _NATIVE.run(kernel, job, threads - 1)

@@ -90,6 +90,14 @@ def pool(request, monkeypatch):
     return request.param
 
 
+def test_the_native_pool_layouts_agree():
+    """batch.py repeats the pool's and the job's layouts (it must not import codegen)."""
+    from lldiff import batch
+    from lldiff.codegen import kernel
+    assert batch._POOL_BYTES == kernel.POOL_BYTES and kernel.POOL_JOB + 8 <= kernel.POOL_BYTES
+    assert batch._JOB_SLOTS == kernel.JOB_SLOTS == kernel.J_RESULTS + 1
+
+
 @pytest.mark.parametrize("first", ["float", "int"])
 def test_threads_report_the_first_failing_element(first, pool):
     """Chunks run on several threads (codegen/kernel.py's worker): the error is the first
