@@ -160,10 +160,14 @@ def test_repeated_jacfwd_calls_equal_first_calls():
     """jacfwd of one number argument of a float function: later calls are the plan (the
     entry's tangent); calls of other argument types select their own sweep."""
     jac = lldiff.jacfwd(scale_by_const, argnums=1)
-    for _ in range(2):
+    one, third = lldiff.jacfwd(converge), lldiff.jacfwd(three, argnums=(0, 2))
+    for _ in range(3):  # (keys of one, two and three arguments: ad.py spells the first two)
         assert jac(2.0, 3.0) == 2.0 * 2 * 3.0
         assert jac(2, 3.0) == 2 * 2 * 3.0
         assert jac(np.float64(2.0), 0.5) == 2.0 * 2 * 0.5
+        assert one(4.0) == pytest.approx(0.25, rel=1e-12)
+        assert third(2.0, 3.0, 5.0) == (3.0, 10.0)
+        assert third(2.0, 3, 5.0) == (3.0, 10.0)
 
 
 def test_jvp_rejects_non_tuple_primals_and_length_mismatch():
