@@ -432,8 +432,9 @@ class Dispatcher:
         return self._load_kernel(types, variant, text, sym, rtypes, errors), rtypes, errors
 
     def _load_kernel(self, types, variant, text, sym, rtypes, errors):
-        """The ctypes map kernel `sym` of LLVM IR `text`, with its worker (codegen/kernel.py)
-        as `._lldiff_worker`; with cache=True, stored with its result types and error table."""
+        """The ctypes map kernel `sym` of LLVM IR `text`, with its worker and native pool
+        functions (codegen/kernel.py; see `_kernel`); with cache=True, stored with its result
+        types and error table."""
         from . import codegen
         exports = [sym, codegen.worker_name(sym), codegen.run_name(sym),
                    codegen.serve_name(sym)]
