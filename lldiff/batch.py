@@ -152,8 +152,8 @@ class _NativePool:
                 if not state:
                     raise MemoryError("vectorize: no memory for the thread pool's state")
                 if libc.pthread_mutex_init(state, None) or \
-                        libc.pthread_cond_init(state + 64, None) or \
-                        libc.pthread_cond_init(state + 128, None):
+                        libc.pthread_cond_init(state + _POOL_WAKE, None) or \
+                        libc.pthread_cond_init(state + _POOL_DONE, None):
                     raise OSError("vectorize: pthread_mutex_init / pthread_cond_init failed")
                 self.state = state
             if self.size < k:
@@ -167,7 +167,8 @@ class _NativePool:
                 self.size += 1
 
 
-_POOL_BYTES, _JOB_SLOTS = 256, 12  # codegen/kernel.py's POOL_BYTES and JOB_SLOTS
+# codegen/kernel.py's POOL_BYTES, POOL_WAKE, POOL_DONE and JOB_SLOTS
+_POOL_BYTES, _POOL_WAKE, _POOL_DONE, _JOB_SLOTS = 256, 64, 128, 12
 _NATIVE = _NativePool()
 
 

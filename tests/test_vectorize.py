@@ -95,6 +95,7 @@ def test_the_native_pool_layouts_agree():
     from lldiff import batch
     from lldiff.codegen import kernel
     assert batch._POOL_BYTES == kernel.POOL_BYTES and kernel.POOL_JOB + 8 <= kernel.POOL_BYTES
+    assert (batch._POOL_WAKE, batch._POOL_DONE) == (kernel.POOL_WAKE, kernel.POOL_DONE)
     assert batch._JOB_SLOTS == kernel.JOB_SLOTS == kernel.J_RESULTS + 1
 
 

@@ -123,8 +123,8 @@ def emit_worker(lm, kernel):
 
 # --- the native thread pool -------------------------------------------------------------
 # Layouts shared with batch.py's _NativePool (repeated there: it must not import codegen).
-POOL_BYTES = 256      # pthread mutex at 0, condition "wake" at 64, "done" at 128 (64 bytes
-POOL_JOB = 192        # each holds glibc's and macOS's), the offered job (ptr) at 192
+POOL_BYTES = 256  # the pthread mutex at 0, conditions "wake" and "done" (64 bytes each holds
+POOL_WAKE, POOL_DONE, POOL_JOB = 64, 128, 192  # glibc's and macOS's), the offered job (ptr)
 # job: i64 slots
 J_WORKER, J_N, J_CHUNK, J_COUNTER, J_INS, J_IN_STRIDES, J_OUTS, J_OUT_STRIDES = range(8)
 J_WANTED, J_TAKEN, J_FINISHED, J_RESULTS = 8, 9, 10, 11
@@ -145,7 +145,7 @@ def emit_pool(lm, kernel):
 
     `void @<kernel>.serve(ptr pool)` is a helper thread's whole life, entered once without
     the GIL and never left: under the pool's mutex it waits on "wake" until the offered job
-    (`pool[192]`) has taken < wanted, takes slot taken + 1, runs the job's worker unlocked
+    (at POOL_JOB) has taken < wanted, takes slot taken + 1, runs the job's worker unlocked
     into its result slot (status, failed index), counts itself finished and, the last
     running, broadcasts "done".
 
@@ -173,6 +173,11 @@ def emit_pool(lm, kernel):
     def slot(bd, job, k):
         return bd.gep(job, [L.Constant(_I64, k)])
 
+    def fields(bd, pool):
+        """The pool's mutex, "wake", "done" and offered-job pointer."""
+        return ([at(bd, pool, o) for o in (0, POOL_WAKE, POOL_DONE)] +
+                [bd.bitcast(at(bd, pool, POOL_JOB), i64p.as_pointer())])
+
     def run_worker(bd, job, index):
         """Call the job's worker with result slot `index` (an i64)."""
         results = bd.inttoptr(bd.load(slot(bd, job, J_RESULTS)), i64p)
@@ -193,8 +198,7 @@ def emit_pool(lm, kernel):
     entry, look, sleep, take = (fn.append_basic_block(s) for s in ("entry", "look", "sleep",
                                                                     "take"))
     bd = L.IRBuilder(entry)
-    mutex, wake, done = (at(bd, pool, o) for o in (0, 64, 128))
-    offered = bd.bitcast(at(bd, pool, POOL_JOB), i64p.as_pointer())
+    mutex, wake, done, offered = fields(bd, pool)
     bd.call(lock, [mutex])
     bd.branch(look)
     bd.position_at_end(look)
@@ -228,8 +232,7 @@ def emit_pool(lm, kernel):
     pool, job, k = fn.args
     entry = fn.append_basic_block("entry")
     bd = L.IRBuilder(entry)
-    mutex, wake, done = (at(bd, pool, o) for o in (0, 64, 128))
-    offered = bd.bitcast(at(bd, pool, POOL_JOB), i64p.as_pointer())
+    mutex, wake, done, offered = fields(bd, pool)
     zero = L.Constant(_I64, 0)
     bd.call(lock, [mutex])
     bd.store(k, slot(bd, job, J_WANTED))
